@@ -1,0 +1,33 @@
+// Minimal leveled logging to stderr, one line per message, thread-safe.
+// Level from SIGIL_LOG_LEVEL (debug|info|warn|error), default info.
+//   SIGIL_LOG(kInfo) << "listening on " << addr;
+#pragma once
+
+#include <sstream>
+#include <string_view>
+
+namespace sigil::core {
+
+enum class LogLevel { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3 };
+
+bool LogEnabled(LogLevel level);
+void SetLogLevel(LogLevel level);
+void LogLine(LogLevel level, std::string_view message);
+
+class LogMessage {
+ public:
+  explicit LogMessage(LogLevel level) : level_(level) {}
+  ~LogMessage() { LogLine(level_, stream_.str()); }
+  std::ostringstream& stream() { return stream_; }
+
+ private:
+  LogLevel level_;
+  std::ostringstream stream_;
+};
+
+}  // namespace sigil::core
+
+#define SIGIL_LOG(level)                                                   \
+  if (!::sigil::core::LogEnabled(::sigil::core::LogLevel::level)) {        \
+  } else                                                                   \
+    ::sigil::core::LogMessage(::sigil::core::LogLevel::level).stream()

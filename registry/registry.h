@@ -1,0 +1,152 @@
+// Registry: the domain service. Repositories, versions (manifests), aliases,
+// labels, deletion and garbage collection, over a BlobStore and a MetaStore.
+//
+// Keys (MetaStore column families):
+//   repos      <repo>                      -> {"created", "labels", "residency"}
+//   tags       <repo>\0v\0<version>       -> {"digest", "created", "state", "labels"}
+//   tags       <repo>\0a\0<alias>         -> {"digest", "updated"}
+//   manifests  <repo>\0<digest>           -> {"version", "created"}   (which versions a digest is)
+//
+// A version name is immutable: the same manifest again is fine, a different
+// one is kAlreadyExists (reason TAG_IMMUTABLE). Versions and aliases share
+// one namespace per repository. The manifest is itself a blob.
+//
+// Thread-safety: all methods may be called concurrently.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/digest.h"
+#include "core/status.h"
+#include "registry/manifest.h"
+#include "storage/blob_store.h"
+#include "storage/meta_store.h"
+
+namespace sigil::registry {
+
+enum class VersionState { kPending, kQuarantined, kAvailable };
+std::string_view VersionStateName(VersionState state);  // "pending", ...
+
+struct Residency {
+  std::string region;
+  std::string classification;
+};
+
+struct RepoInfo {
+  std::string name;
+  int64_t created_micros = 0;
+  std::map<std::string, std::string> labels;
+  Residency residency;
+  uint64_t version_count = 0;
+};
+
+struct VersionInfo {
+  std::string repo;
+  std::string version;
+  core::Digest digest;          // the manifest's
+  uint64_t manifest_size = 0;
+  int64_t created_micros = 0;
+  VersionState state = VersionState::kAvailable;
+  std::map<std::string, std::string> labels;
+  std::vector<std::string> aliases;  // aliases pointing at this version
+  uint64_t total_size = 0;           // sum of layer sizes
+};
+
+struct ResolvedVersion {
+  VersionInfo info;
+  std::string manifest_bytes;
+  Manifest manifest;
+};
+
+struct AliasInfo {
+  std::string name;
+  core::Digest digest;
+  std::string version;
+  int64_t updated_micros = 0;
+};
+
+template <typename T>
+struct Page {
+  std::vector<T> items;
+  std::string next;  // opaque token for the following page; empty at the end
+};
+
+struct GcReport {
+  uint64_t blobs_scanned = 0;
+  uint64_t blobs_deleted = 0;
+  uint64_t bytes_freed = 0;
+  uint64_t blobs_kept_young = 0;  // unreferenced but within the grace period
+};
+
+struct RegistryOptions {
+  storage::BlobStore* blobs = nullptr;
+  storage::MetaStore* meta = nullptr;
+  core::Clock* clock = core::Clock::Real();
+  // Unreferenced blobs younger than this are kept by GC: a push uploads its
+  // blobs before its manifest.
+  int64_t gc_grace_micros = 3600ll * 1'000'000;
+};
+
+class Registry {
+ public:
+  explicit Registry(RegistryOptions options);
+
+  // Stores a version. Validates names and the manifest; every referenced blob
+  // (config and layers) must exist with the stated size (kInvalidArgument,
+  // reason BLOB_UNKNOWN, detail {"missing": [digests]}; size mismatch:
+  // MANIFEST_INVALID). Creates the repository on first push.
+  core::Result<VersionInfo> PutVersion(std::string_view repo, std::string_view version,
+                                       std::string_view manifest_bytes,
+                                       const std::map<std::string, std::string>& labels = {});
+
+  // ref: a version, an alias, or "sha256:..." (a manifest digest of this
+  // repository). kNotFound (reason VERSION_UNKNOWN / REPO_UNKNOWN).
+  core::Result<ResolvedVersion> Resolve(std::string_view repo, std::string_view ref);
+
+  // Newest first. limit in [1, 1000].
+  core::Result<Page<VersionInfo>> ListVersions(std::string_view repo, std::string_view page_token,
+                                               size_t limit);
+  // Ascending by name.
+  core::Result<Page<RepoInfo>> ListRepos(std::string_view page_token, size_t limit);
+  core::Result<RepoInfo> GetRepo(std::string_view repo);
+
+  // Replaces the repository's labels and residency.
+  core::Status SetRepoMetadata(std::string_view repo, const std::map<std::string, std::string>& labels,
+                               const Residency& residency);
+  core::Status SetVersionLabels(std::string_view repo, std::string_view version,
+                                const std::map<std::string, std::string>& labels);
+  core::Status SetVersionState(std::string_view repo, std::string_view version, VersionState state);
+
+  // ref as in Resolve, but never another alias name... an alias to an alias
+  // is resolved to the version at the time it is set.
+  core::Result<AliasInfo> SetAlias(std::string_view repo, std::string_view alias, std::string_view ref);
+  core::Result<AliasInfo> GetAlias(std::string_view repo, std::string_view alias);
+  core::Status DeleteAlias(std::string_view repo, std::string_view alias);
+  core::Result<std::vector<AliasInfo>> ListAliases(std::string_view repo);
+
+  // Deletes a version (and the aliases pointing at it); its blobs become
+  // garbage unless another version references them.
+  core::Status DeleteVersion(std::string_view repo, std::string_view version);
+
+  // Deletes blobs that no version references and that are older than the
+  // grace period. Safe while uploads and pushes run.
+  core::Result<GcReport> CollectGarbage();
+
+ private:
+  RegistryOptions options_;
+  // PutVersion holds it shared while it checks blobs and records the version;
+  // the GC sweep holds it exclusive. Also serializes read-modify-writes.
+  std::shared_mutex gc_mu_;
+  std::mutex write_mu_;
+};
+
+}  // namespace sigil::registry

@@ -25,9 +25,16 @@ class LogMessage {
   std::ostringstream stream_;
 };
 
+// Swallows the stream expression so SIGIL_LOG is one expression, safe in
+// an unbraced if/else.
+struct LogVoidify {
+  void operator&(std::ostream&) {}
+};
+
 }  // namespace sigil::core
 
-#define SIGIL_LOG(level)                                                   \
-  if (!::sigil::core::LogEnabled(::sigil::core::LogLevel::level)) {        \
-  } else                                                                   \
-    ::sigil::core::LogMessage(::sigil::core::LogLevel::level).stream()
+#define SIGIL_LOG(level)                                               \
+  !::sigil::core::LogEnabled(::sigil::core::LogLevel::level)           \
+      ? (void)0                                                        \
+      : ::sigil::core::LogVoidify() &                                  \
+            ::sigil::core::LogMessage(::sigil::core::LogLevel::level).stream()

@@ -1,0 +1,162 @@
+#include "api/config.h"
+
+#include <algorithm>
+
+#include <nlohmann/json.hpp>
+
+#include "core/clock.h"
+#include "core/fs.h"
+#include "core/json.h"
+
+namespace sigil::api {
+namespace {
+
+core::Result<uint64_t> ParseSize(const std::string& name, const std::string& text) {
+  if (text.empty() || text.size() > 19) return core::InvalidArgument(name + " must be a byte count");
+  uint64_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return core::InvalidArgument(name + " must be a byte count: " + text);
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return v;
+}
+
+// Applies one setting by its config-file name.
+core::Status Apply(Config* c, const std::string& key, const std::string& value) {
+  if (key == "data") {
+    if (value.empty()) return core::InvalidArgument("data directory must not be empty");
+    c->data_dir = value;
+  } else if (key == "listen") {
+    return ParseListen(value, &c->host, &c->port);
+  } else if (key == "threads") {
+    ASSIGN_OR_RETURN(uint64_t n, ParseSize("threads", value));
+    if (n < 1 || n > 256) return core::InvalidArgument("threads must be in [1, 256]");
+    c->threads = static_cast<int>(n);
+  } else if (key == "chunk_max") {
+    ASSIGN_OR_RETURN(uint64_t n, ParseSize("chunk_max", value));
+    if (n < 4096 || n > (256ull << 20)) {
+      return core::InvalidArgument("chunk_max must be in [4096, 268435456]");
+    }
+    c->chunk_max = n;
+  } else if (key == "session_max") {
+    ASSIGN_OR_RETURN(c->session_max, ParseSize("session_max", value));
+  } else if (key == "upload_expiry") {
+    ASSIGN_OR_RETURN(c->upload_expiry_micros, core::ParseDuration(value));
+  } else if (key == "gc_grace") {
+    ASSIGN_OR_RETURN(c->gc_grace_micros, core::ParseDuration(value));
+  } else {
+    return core::InvalidArgument("unknown setting '" + key + "'");
+  }
+  return core::OkStatus();
+}
+
+const std::map<std::string, std::string>& EnvNames() {
+  static const std::map<std::string, std::string> kNames = {
+      {"SIGIL_DATA", "data"},           {"SIGIL_LISTEN", "listen"},
+      {"SIGIL_THREADS", "threads"},     {"SIGIL_CHUNK_MAX", "chunk_max"},
+      {"SIGIL_SESSION_MAX", "session_max"}, {"SIGIL_UPLOAD_EXPIRY", "upload_expiry"},
+      {"SIGIL_GC_GRACE", "gc_grace"},
+  };
+  return kNames;
+}
+
+core::Status ApplyFile(Config* c, const std::string& path) {
+  ASSIGN_OR_RETURN(std::string text, core::ReadFile(path, 1 << 20));
+  ASSIGN_OR_RETURN(core::Json doc, core::ParseJson(text));
+  if (!doc.is_object()) return core::InvalidArgument("config file must hold a JSON object");
+  for (auto it = doc.begin(); it != doc.end(); ++it) {
+    std::string value;
+    if (it.value().is_string()) {
+      value = it.value().get<std::string>();
+    } else if (it.value().is_number_unsigned()) {
+      value = std::to_string(it.value().get<uint64_t>());
+    } else {
+      return core::InvalidArgument("config '" + it.key() + "' must be a string or a number");
+    }
+    RETURN_IF_ERROR(Apply(c, it.key(), value).Annotate(path));
+  }
+  return core::OkStatus();
+}
+
+}  // namespace
+
+core::Status ParseListen(const std::string& text, std::string* host, uint16_t* port) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size()) {
+    return core::InvalidArgument("listen address must be HOST:PORT, got '" + text + "'");
+  }
+  std::string h = text.substr(0, colon);
+  if (h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  auto p = ParseSize("port", text.substr(colon + 1));
+  if (!p.ok() || *p > 65535) return core::InvalidArgument("bad port in '" + text + "'");
+  *host = h;
+  *port = static_cast<uint16_t>(*p);
+  return core::OkStatus();
+}
+
+core::Result<Config> LoadConfig(const std::vector<std::string>& args,
+                                const std::map<std::string, std::string>& env) {
+  Config c;
+  // The config file first, wherever it is named.
+  std::string config_file;
+  if (auto it = env.find("SIGIL_CONFIG"); it != env.end()) config_file = it->second;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--config" && i + 1 < args.size()) config_file = args[i + 1];
+    if (args[i].rfind("--config=", 0) == 0) config_file = args[i].substr(9);
+  }
+  if (!config_file.empty()) RETURN_IF_ERROR(ApplyFile(&c, config_file));
+  for (const auto& [var, key] : EnvNames()) {
+    auto it = env.find(var);
+    if (it != env.end() && !it->second.empty()) {
+      RETURN_IF_ERROR(Apply(&c, key, it->second).Annotate(var));
+    }
+  }
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string arg = args[i];
+    if (arg == "-h" || arg == "--help") {
+      c.show_help = true;
+      continue;
+    }
+    if (arg.rfind("--", 0) != 0) return core::InvalidArgument("unexpected argument '" + arg + "'");
+    std::string name = arg.substr(2);
+    std::string value;
+    if (auto eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+    } else {
+      if (i + 1 >= args.size()) return core::InvalidArgument("--" + name + " needs a value");
+      value = args[++i];
+    }
+    if (name == "config") continue;
+    std::string key = name;
+    std::replace(key.begin(), key.end(), '-', '_');
+    core::Status s = Apply(&c, key, value);
+    if (!s.ok()) return core::InvalidArgument("--" + name + ": " + s.message());
+  }
+  return c;
+}
+
+std::string UsageText() {
+  return R"(usage: sigild [options]
+
+Serves the sigil model registry over HTTP.
+
+options (each also from the environment variable shown, or a JSON config file):
+  --config FILE           JSON object of the settings below   SIGIL_CONFIG
+  --data DIR              data directory (default ./sigil-data) SIGIL_DATA
+  --listen HOST:PORT      address (default 127.0.0.1:7070)     SIGIL_LISTEN
+  --threads N             HTTP reactor threads (default 4)     SIGIL_THREADS
+  --chunk-max BYTES       largest upload chunk (default 33554432) SIGIL_CHUNK_MAX
+  --session-max BYTES     largest blob one upload may build    SIGIL_SESSION_MAX
+  --upload-expiry DUR     idle upload sessions expire (default 24h) SIGIL_UPLOAD_EXPIRY
+  --gc-grace DUR          keep unreferenced blobs this young (default 1h) SIGIL_GC_GRACE
+  -h, --help              this text
+
+Config file keys: data, listen, threads, chunk_max, session_max,
+upload_expiry, gc_grace. Durations look like 30s, 15m, 24h, 7d.
+Later sources win: defaults < config file < environment < flags.
+SIGTERM or SIGINT shut down cleanly.
+)";
+}
+
+}  // namespace sigil::api

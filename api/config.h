@@ -1,0 +1,35 @@
+// sigild's configuration: defaults, then a JSON config file, then SIGIL_*
+// environment variables, then command-line flags (later wins).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace sigil::api {
+
+struct Config {
+  std::string data_dir = "./sigil-data";
+  std::string host = "127.0.0.1";
+  uint16_t port = 7070;
+  int threads = 4;
+  uint64_t chunk_max = 32ull << 20;
+  uint64_t session_max = 1ull << 40;
+  int64_t upload_expiry_micros = 24ll * 3600 * 1'000'000;
+  int64_t gc_grace_micros = 3600ll * 1'000'000;
+  bool show_help = false;
+};
+
+// "host:port" ("[::1]:7070" for IPv6).
+core::Status ParseListen(const std::string& text, std::string* host, uint16_t* port);
+
+// args excludes argv[0]; env maps SIGIL_* names to values.
+core::Result<Config> LoadConfig(const std::vector<std::string>& args,
+                                const std::map<std::string, std::string>& env);
+
+std::string UsageText();
+
+}  // namespace sigil::api

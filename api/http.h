@@ -1,0 +1,51 @@
+// The HTTP request and response as the routes see them: plain values with no
+// Pistache types, so the routes are testable without a socket.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "storage/blob_store.h"
+
+namespace sigil::api {
+
+struct HttpRequest {
+  std::string method;  // "GET", "PUT", ...
+  std::string path;    // percent-encoded, without the query
+  std::map<std::string, std::string> query;    // decoded
+  std::map<std::string, std::string> headers;  // names lowercased
+  std::string_view body;                       // owned by the caller
+
+  // The header's value, or empty.
+  std::string Header(const std::string& lowercase_name) const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string content_type = "application/json";
+  std::string body;
+  // A byte range of a blob to send instead of body (GET), or only announce
+  // (HEAD: file_length is the Content-Length, nothing is sent).
+  std::unique_ptr<storage::BlobReader> file;
+  uint64_t file_offset = 0;
+  uint64_t file_length = 0;
+  bool head_only = false;
+
+  void AddHeader(std::string name, std::string value) {
+    headers.emplace_back(std::move(name), std::move(value));
+  }
+};
+
+// Splits a raw query string ("a=1&b=x%20y") into decoded pairs; a repeated
+// key keeps its last value.
+std::map<std::string, std::string> ParseQuery(std::string_view raw);
+// Decodes %XX escapes ('+' stays '+'). Fails on a malformed escape.
+bool PercentDecode(std::string_view in, std::string* out);
+
+}  // namespace sigil::api

@@ -1,0 +1,182 @@
+// sigild: the sigil registry server.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "api/config.h"
+#include "api/metrics.h"
+#include "api/server.h"
+#include "api/service.h"
+#include "core/clock.h"
+#include "core/fs.h"
+#include "core/log.h"
+#include "registry/registry.h"
+#include "storage/fs_blob_store.h"
+#include "storage/rocks_meta_store.h"
+#include "storage/uploads.h"
+
+extern char** environ;
+
+namespace sigil::api {
+namespace {
+
+std::map<std::string, std::string> SigilEnvironment() {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string entry(*e);
+    if (entry.rfind("SIGIL_", 0) != 0) continue;
+    auto eq = entry.find('=');
+    if (eq != std::string::npos) env[entry.substr(0, eq)] = entry.substr(eq + 1);
+  }
+  return env;
+}
+
+// Periodic upkeep: expires idle upload sessions and refreshes the blob
+// totals shown by /metrics. Stops promptly when asked.
+class Housekeeper {
+ public:
+  Housekeeper(storage::UploadManager* uploads, storage::BlobStore* blobs, Metrics* metrics)
+      : uploads_(uploads), blobs_(blobs), metrics_(metrics), thread_([this] { Run(); }) {}
+  ~Housekeeper() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void Run() {
+    int tick = 0;
+    while (true) {
+      RefreshBlobTotals();
+      if (tick % 2 == 0) {
+        auto expired = uploads_->ExpireIdle();
+        if (!expired.ok()) {
+          SIGIL_LOG(kWarn) << "expiring upload sessions: " << expired.status().ToString();
+        } else if (*expired > 0) {
+          SIGIL_LOG(kInfo) << "expired " << *expired << " idle upload sessions";
+        }
+      }
+      ++tick;
+      std::unique_lock<std::mutex> lock(mu_);
+      if (cv_.wait_for(lock, std::chrono::seconds(30), [this] { return stop_; })) return;
+    }
+  }
+
+  void RefreshBlobTotals() {
+    uint64_t count = 0, bytes = 0;
+    core::Status s = blobs_->ForEach([&](const storage::BlobInfo& info) {
+      ++count;
+      bytes += info.size;
+      std::lock_guard<std::mutex> lock(mu_);
+      return !stop_;
+    });
+    if (s.ok()) metrics_->SetBlobTotals(count, bytes);
+  }
+
+  storage::UploadManager* uploads_;
+  storage::BlobStore* blobs_;
+  Metrics* metrics_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+int Run(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto config = LoadConfig(args, SigilEnvironment());
+  if (!config.ok()) {
+    std::fprintf(stderr, "sigild: %s\n\n%s", config.status().message().c_str(), UsageText().c_str());
+    return 2;
+  }
+  if (config->show_help) {
+    std::fputs(UsageText().c_str(), stdout);
+    return 0;
+  }
+
+  // A client that hangs up mid-download must not kill the server, and the
+  // shutdown signals are taken synchronously by the main thread below: block
+  // them before any thread starts so every thread inherits the mask.
+  ::signal(SIGPIPE, SIG_IGN);
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  const std::string& data = config->data_dir;
+  core::Status s = core::MakeDirs(data, 0700);
+  if (!s.ok()) {
+    std::fprintf(stderr, "sigild: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  auto meta = storage::OpenRocksMetaStore(core::JoinPath(data, "meta"));
+  if (!meta.ok()) {
+    std::fprintf(stderr, "sigild: opening metadata: %s\n", meta.status().ToString().c_str());
+    return 1;
+  }
+  auto blobs = storage::OpenFsBlobStore(data);
+  if (!blobs.ok()) {
+    std::fprintf(stderr, "sigild: opening blob store: %s\n", blobs.status().ToString().c_str());
+    return 1;
+  }
+  storage::UploadOptions upload_options;
+  upload_options.chunk_max = config->chunk_max;
+  upload_options.session_max = config->session_max;
+  upload_options.expiry_micros = config->upload_expiry_micros;
+  storage::UploadManager uploads(blobs->get(), meta->get(), core::Clock::Real(), upload_options);
+
+  registry::RegistryOptions registry_options;
+  registry_options.blobs = blobs->get();
+  registry_options.meta = meta->get();
+  registry_options.gc_grace_micros = config->gc_grace_micros;
+  registry::Registry registry(registry_options);
+
+  Metrics metrics;
+  ServiceOptions service_options;
+  service_options.registry = &registry;
+  service_options.uploads = &uploads;
+  service_options.blobs = blobs->get();
+  service_options.meta = meta->get();
+  service_options.metrics = &metrics;
+  Service service(service_options);
+
+  ServerOptions server_options;
+  server_options.host = config->host;
+  server_options.port = config->port;
+  server_options.threads = config->threads;
+  // Room for the largest chunk plus its request line and headers.
+  server_options.max_request_size = config->chunk_max + (64 << 10);
+  Server server(&service, &metrics, server_options);
+  s = server.Start();
+  if (!s.ok()) {
+    std::fprintf(stderr, "sigild: %s\n", s.message().c_str());
+    return 1;
+  }
+  Housekeeper housekeeper(&uploads, blobs->get(), &metrics);
+  SIGIL_LOG(kInfo) << "sigild listening on http://" << config->host << ":" << server.port()
+                   << " with data in " << data;
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  SIGIL_LOG(kInfo) << "signal " << sig << ": shutting down";
+  server.Shutdown();
+  return 0;
+}
+
+}  // namespace
+}  // namespace sigil::api
+
+int main(int argc, char** argv) { return sigil::api::Run(argc, argv); }

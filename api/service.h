@@ -1,0 +1,68 @@
+// Service: every route of docs/api.md, from HttpRequest to HttpResponse.
+// Knows HTTP status codes and JSON bodies; the domain work is the registry's
+// and the upload manager's. Pistache never appears here (see server.h).
+//
+// Thread-safety: Handle may be called from many threads at once.
+#pragma once
+
+#include <string>
+
+#include "api/http.h"
+#include "api/metrics.h"
+#include "core/status.h"
+#include "registry/registry.h"
+#include "storage/blob_store.h"
+#include "storage/meta_store.h"
+#include "storage/uploads.h"
+
+namespace sigil::api {
+
+struct ServiceOptions {
+  registry::Registry* registry = nullptr;
+  storage::UploadManager* uploads = nullptr;
+  storage::BlobStore* blobs = nullptr;
+  storage::MetaStore* meta = nullptr;
+  Metrics* metrics = nullptr;
+};
+
+class Service {
+ public:
+  explicit Service(ServiceOptions options) : options_(options) {}
+
+  // Routes one request. *route receives the route's template for metrics
+  // ("/api/v1/blobs/{digest}"), or "unknown".
+  HttpResponse Handle(const HttpRequest& request, std::string* route);
+
+ private:
+  HttpResponse Health(const HttpRequest& request, const std::string& which);
+  HttpResponse Blob(const HttpRequest& request, const std::string& digest);
+  HttpResponse Uploads(const HttpRequest& request);
+  HttpResponse Upload(const HttpRequest& request, const std::string& id);
+  HttpResponse Models(const HttpRequest& request, std::string* route);
+  HttpResponse ListRepos(const HttpRequest& request);
+  HttpResponse Repo(const HttpRequest& request, const std::string& repo);
+  HttpResponse RepoLabels(const HttpRequest& request, const std::string& repo);
+  HttpResponse Versions(const HttpRequest& request, const std::string& repo);
+  HttpResponse Version(const HttpRequest& request, const std::string& repo, const std::string& ref);
+  HttpResponse VersionManifest(const HttpRequest& request, const std::string& repo,
+                               const std::string& ref);
+  HttpResponse VersionLabels(const HttpRequest& request, const std::string& repo,
+                             const std::string& ref);
+  HttpResponse File(const HttpRequest& request, const std::string& repo, const std::string& ref,
+                    const std::string& path);
+  HttpResponse Aliases(const HttpRequest& request, const std::string& repo);
+  HttpResponse Alias(const HttpRequest& request, const std::string& repo, const std::string& alias);
+  HttpResponse Gc(const HttpRequest& request);
+
+  // A blob's bytes with Range support (GET) or its headers (HEAD).
+  HttpResponse SendBlob(const HttpRequest& request, const core::Digest& digest);
+
+  ServiceOptions options_;
+};
+
+// The HTTP status for a Status (only api/ maps codes to HTTP).
+int HttpStatusFor(const core::Status& status);
+// A JSON error response for a non-OK Status.
+HttpResponse ErrorResponse(const core::Status& status);
+
+}  // namespace sigil::api

@@ -1,0 +1,54 @@
+#include "api/config.h"
+
+#include <catch2/catch.hpp>
+
+#include "core/fs.h"
+#include "tests/support/temp_dir.h"
+
+namespace sigil::api {
+namespace {
+
+TEST_CASE("defaults", "[api]") {
+  auto c = LoadConfig({}, {});
+  REQUIRE(c.ok());
+  CHECK(c->data_dir == "./sigil-data");
+  CHECK(c->host == "127.0.0.1");
+  CHECK(c->port == 7070);
+}
+
+TEST_CASE("flags beat environment beat config file", "[api]") {
+  testing::TempDir dir;
+  REQUIRE(core::WriteFileAtomic(dir.Sub("c.json"),
+                                R"({"data":"/from/file","listen":"0.0.0.0:1","gc_grace":"2h","threads":3})")
+              .ok());
+  auto c = LoadConfig({"--config", dir.Sub("c.json"), "--listen", "127.0.0.1:9000"},
+                      {{"SIGIL_DATA", "/from/env"}, {"SIGIL_LISTEN", "127.0.0.1:8000"}});
+  REQUIRE(c.ok());
+  CHECK(c->data_dir == "/from/env");
+  CHECK(c->port == 9000);
+  CHECK(c->threads == 3);
+  CHECK(c->gc_grace_micros == 2ll * 3600 * 1'000'000);
+
+  auto e = LoadConfig({}, {{"SIGIL_CONFIG", dir.Sub("c.json")}});
+  REQUIRE(e.ok());
+  CHECK(e->data_dir == "/from/file");
+}
+
+TEST_CASE("bad configuration is refused with the reason", "[api]") {
+  CHECK_FALSE(LoadConfig({"--listen", "nohost"}, {}).ok());
+  CHECK_FALSE(LoadConfig({"--listen", "h:99999"}, {}).ok());
+  CHECK_FALSE(LoadConfig({"--chunk-max", "10"}, {}).ok());
+  CHECK_FALSE(LoadConfig({"--bogus", "1"}, {}).ok());
+  CHECK_FALSE(LoadConfig({"--data"}, {}).ok());
+  CHECK_FALSE(LoadConfig({"stray"}, {}).ok());
+  CHECK_FALSE(LoadConfig({}, {{"SIGIL_THREADS", "0"}}).ok());
+  CHECK_FALSE(LoadConfig({"--config", "/nonexistent/sigil.json"}, {}).ok());
+  auto ipv6 = LoadConfig({"--listen=[::1]:7071"}, {});
+  REQUIRE(ipv6.ok());
+  CHECK(ipv6->host == "::1");
+  CHECK(ipv6->port == 7071);
+  CHECK(LoadConfig({"--help"}, {})->show_help);
+}
+
+}  // namespace
+}  // namespace sigil::api

@@ -4,6 +4,7 @@
 
 #include "core/clock.h"
 #include "storage/blob_store.h"
+#include "storage/internal/staging_id.h"
 
 namespace sigil::storage {
 namespace {
@@ -69,6 +70,7 @@ class MemoryBlobStore : public BlobStore {
   }
 
   core::Status CreateStaging(const std::string& id) override {
+    RETURN_IF_ERROR(CheckStagingId(id));
     std::lock_guard<std::mutex> lock(mu_);
     if (staging_.count(id)) return core::AlreadyExists("staging " + id + " exists");
     staging_[id] = std::string();
@@ -76,6 +78,7 @@ class MemoryBlobStore : public BlobStore {
   }
 
   core::Result<uint64_t> StagingSize(const std::string& id) override {
+    RETURN_IF_ERROR(CheckStagingId(id));
     std::lock_guard<std::mutex> lock(mu_);
     auto it = staging_.find(id);
     if (it == staging_.end()) return core::NotFound("no staging " + id);
@@ -83,6 +86,7 @@ class MemoryBlobStore : public BlobStore {
   }
 
   core::Status WriteStaging(const std::string& id, uint64_t offset, std::string_view data) override {
+    RETURN_IF_ERROR(CheckStagingId(id));
     std::lock_guard<std::mutex> lock(mu_);
     auto it = staging_.find(id);
     if (it == staging_.end()) return core::NotFound("no staging " + id);
@@ -92,6 +96,7 @@ class MemoryBlobStore : public BlobStore {
   }
 
   core::Status TruncateStaging(const std::string& id, uint64_t size) override {
+    RETURN_IF_ERROR(CheckStagingId(id));
     std::lock_guard<std::mutex> lock(mu_);
     auto it = staging_.find(id);
     if (it == staging_.end()) return core::NotFound("no staging " + id);
@@ -100,12 +105,14 @@ class MemoryBlobStore : public BlobStore {
   }
 
   core::Status SyncStaging(const std::string& id) override {
+    RETURN_IF_ERROR(CheckStagingId(id));
     std::lock_guard<std::mutex> lock(mu_);
     if (!staging_.count(id)) return core::NotFound("no staging " + id);
     return core::OkStatus();
   }
 
   core::Result<std::unique_ptr<BlobReader>> OpenStaging(const std::string& id) override {
+    RETURN_IF_ERROR(CheckStagingId(id));
     std::lock_guard<std::mutex> lock(mu_);
     auto it = staging_.find(id);
     if (it == staging_.end()) return core::NotFound("no staging " + id);
@@ -113,6 +120,7 @@ class MemoryBlobStore : public BlobStore {
   }
 
   core::Status CommitStaging(const std::string& id, const core::Digest& digest) override {
+    RETURN_IF_ERROR(CheckStagingId(id));
     std::lock_guard<std::mutex> lock(mu_);
     auto it = staging_.find(id);
     if (it == staging_.end()) return core::NotFound("no staging " + id);
@@ -125,6 +133,7 @@ class MemoryBlobStore : public BlobStore {
   }
 
   core::Status RemoveStaging(const std::string& id) override {
+    RETURN_IF_ERROR(CheckStagingId(id));
     std::lock_guard<std::mutex> lock(mu_);
     staging_.erase(id);
     return core::OkStatus();

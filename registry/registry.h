@@ -3,13 +3,22 @@
 //
 // Keys (MetaStore column families):
 //   repos      <repo>                      -> {"created", "labels", "residency"}
-//   tags       <repo>\0v\0<version>       -> {"digest", "created", "state", "labels"}
-//   tags       <repo>\0a\0<alias>         -> {"digest", "updated"}
-//   manifests  <repo>\0<digest>           -> {"version", "created"}   (which versions a digest is)
+//   tags       <repo>\0v\0<version>       -> {"digest", "created", "state", "labels",
+//                                              "size", "total_size"}
+//   tags       <repo>\0a\0<alias>         -> {"digest", "updated", "version"}
+//   manifests  <repo>\0<digest>           -> {"version", "created", "versions"}
+//                                             (which versions a digest is: "versions" in push
+//                                             order, "version" the oldest, what a digest resolves to)
 //
 // A version name is immutable: the same manifest again is fine, a different
 // one is kAlreadyExists (reason TAG_IMMUTABLE). Versions and aliases share
-// one namespace per repository. The manifest is itself a blob.
+// one namespace per repository (a clash is kAlreadyExists, reason NAME_TAKEN).
+// The manifest is itself a blob.
+//
+// Errors besides those named below: kInvalidArgument with NAME_INVALID,
+// TAG_INVALID, LABEL_INVALID, DIGEST_INVALID (a malformed "sha256:" ref),
+// PAGE_TOKEN_INVALID, LIMIT_INVALID; kNotFound with REPO_UNKNOWN,
+// VERSION_UNKNOWN, ALIAS_UNKNOWN; kDataLoss for damaged records.
 //
 // Thread-safety: all methods may be called concurrently.
 #pragma once
@@ -103,7 +112,9 @@ class Registry {
   // Stores a version. Validates names and the manifest; every referenced blob
   // (config and layers) must exist with the stated size (kInvalidArgument,
   // reason BLOB_UNKNOWN, detail {"missing": [digests]}; size mismatch:
-  // MANIFEST_INVALID). Creates the repository on first push.
+  // MANIFEST_INVALID). Creates the repository on first push. A manifest over
+  // kMaxManifestBytes is kInvalidArgument, reason MANIFEST_TOO_LARGE.
+  // The same manifest again returns the stored version (labels unchanged).
   core::Result<VersionInfo> PutVersion(std::string_view repo, std::string_view version,
                                        std::string_view manifest_bytes,
                                        const std::map<std::string, std::string>& labels = {});

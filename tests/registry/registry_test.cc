@@ -12,6 +12,9 @@
 #include <nlohmann/json.hpp>
 
 #include "core/json.h"
+#include "storage/fs_blob_store.h"
+#include "storage/rocks_meta_store.h"
+#include "tests/support/temp_dir.h"
 
 namespace sigil::registry {
 namespace {
@@ -733,6 +736,56 @@ TEST_CASE("GC running alongside pushes never strands a version", "[registry]") {
       for (const auto& layer : v->manifest.layers) CHECK(env.blobs.Has(layer.digest));
     }
   }
+}
+
+TEST_CASE("the registry works over the filesystem and RocksDB stores and survives a reopen", "[registry]") {
+  testing::TempDir dir;
+  auto blobs = storage::OpenFsBlobStore(dir.Sub("blobs"));
+  REQUIRE(blobs.ok());
+  std::string manifest;
+  core::Digest orphan = core::Sha256::Of("orphan");
+  {
+    auto meta = storage::OpenRocksMetaStore(dir.Sub("meta"));
+    REQUIRE(meta.ok());
+    // Real clock: the filesystem stamps blobs with real time. No grace, so
+    // the orphan is collectable at once.
+    Registry reg({blobs->get(), meta->get(), core::Clock::Real(), 0});
+    Manifest m;
+    m.artifact_type = std::string(kModelArtifactType);
+    for (const std::string content : {"{}", "weights", "vocab"}) {
+      REQUIRE((*blobs)->Put(core::Sha256::Of(content), content).ok());
+    }
+    m.config = Env::Describe("{}", "");
+    m.config.annotations.clear();
+    m.layers = {Env::Describe("weights", "model.bin"), Env::Describe("vocab", "tok/vocab.json")};
+    manifest = SerializeManifest(m);
+    REQUIRE(reg.PutVersion("health/triage-llm", "1.0", manifest, {{"team", "icu"}}).ok());
+    REQUIRE(reg.SetAlias("health/triage-llm", "production", "1.0").ok());
+    REQUIRE((*blobs)->Put(orphan, "orphan").ok());
+    auto report = reg.CollectGarbage();
+    REQUIRE(report.ok());
+    CHECK(report->blobs_scanned == 5);
+    CHECK(report->blobs_deleted == 1);
+    CHECK((*blobs)->Stat(orphan).status().code() == core::Code::kNotFound);
+  }
+  auto meta = storage::OpenRocksMetaStore(dir.Sub("meta"));
+  REQUIRE(meta.ok());
+  Registry reg({blobs->get(), meta->get(), core::Clock::Real(), 0});
+  auto v = reg.Resolve("health/triage-llm", "production");
+  REQUIRE(v.ok());
+  CHECK(v->manifest_bytes == manifest);
+  CHECK(v->info.version == "1.0");
+  CHECK(v->info.labels.at("team") == "icu");
+  CHECK(v->info.aliases == std::vector<std::string>{"production"});
+  CHECK(reg.ListRepos("", 10)->items.at(0).version_count == 1);
+
+  REQUIRE(reg.DeleteVersion("health/triage-llm", "1.0").ok());
+  auto report = reg.CollectGarbage();
+  REQUIRE(report.ok());
+  CHECK(report->blobs_deleted == 4);
+  size_t left = 0;
+  REQUIRE((*blobs)->ForEach([&](const storage::BlobInfo&) { return ++left, true; }).ok());
+  CHECK(left == 0);
 }
 
 }  // namespace

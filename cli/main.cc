@@ -1,0 +1,324 @@
+// sigil: the command-line client of sigild. Parses arguments, runs one
+// command from sigil_cli, prints its result, and maps failures to exit codes.
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cli/http_client.h"
+#include "cli/progress.h"
+#include "cli/pull.h"
+#include "cli/push.h"
+#include "cli/refs.h"
+#include "cli/upload_state.h"
+#include "core/json.h"
+
+namespace sigil::cli {
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitFailure = 1,
+  kExitUsage = 2,
+  kExitNotFound = 3,
+  kExitConflict = 4,
+  kExitUnreachable = 5,
+};
+
+constexpr const char* kHelp = R"(usage: sigil [OPTIONS] COMMAND [ARGS]
+
+Commands:
+  push PATH REPO:VERSION [--label KEY=VALUE]...
+                          push a file or a directory (every regular file a
+                          layer) as a new version; prints the manifest digest.
+                          An interrupted push resumes when run again.
+  pull REF DIR            download a version into DIR; every file is verified
+                          before any is moved into place
+  ls [REPO]               list repositories, or the versions of REPO
+  inspect REF             print a version's JSON
+  alias set REPO:ALIAS VERSION|DIGEST
+                          point an alias at a version
+  alias rm REPO:ALIAS     remove an alias
+  rm REPO:VERSION         delete a version (and the aliases pointing at it)
+  gc                      run garbage collection on the server
+
+REF is REPO:VERSION, REPO:ALIAS or REPO@sha256:<hex>. A repository may
+contain '/' and '.'; the ':' after the last '/' starts the tag.
+
+Options (anywhere on the line):
+  --server URL            server address (default $SIGIL_SERVER, else
+                          http://127.0.0.1:7070)
+  --json                  machine-readable output on stdout
+  --jobs N                parallel transfers (default 3)
+  --retry-time SECONDS    how long to retry an unreachable or failing (5xx)
+                          server without progress (default 60 for push and
+                          pull, 5 for the other commands)
+  --help                  this text
+  --version               the client's version
+
+Resume state of pushes is kept in $XDG_STATE_HOME/sigil (else
+~/.local/state/sigil). A progress bar is drawn on stderr when it is a terminal.
+
+Exit codes:
+  0  success
+  1  failure (including a digest that did not verify)
+  2  usage error (bad arguments, malformed reference or label)
+  3  not found (repository, version, alias, blob, local path)
+  4  conflict (e.g. a version that already exists with other content)
+  5  server unreachable (after retrying)
+)";
+
+struct Args {
+  std::string server;
+  bool json = false;
+  int jobs = 3;
+  int retry_seconds = -1;  // -1: the command's default
+  std::vector<std::string> labels;
+  std::vector<std::string> positional;
+};
+
+struct UsageError {
+  std::string message;
+};
+
+int ExitFor(const core::Status& s) {
+  if (s.reason() == "REFERENCE_INVALID" || s.reason() == "LABEL_INVALID") return kExitUsage;
+  switch (s.code()) {
+    case core::Code::kOk: return kExitOk;
+    case core::Code::kNotFound: return kExitNotFound;
+    case core::Code::kAlreadyExists: return kExitConflict;
+    case core::Code::kUnavailable: return kExitUnreachable;
+    default: return kExitFailure;
+  }
+}
+
+int Fail(const core::Status& s) {
+  std::fprintf(stderr, "sigil: %s: %s\n", s.reason().c_str(), s.message().c_str());
+  if (!s.detail().empty()) std::fprintf(stderr, "  detail: %s\n", s.detail().c_str());
+  return ExitFor(s);
+}
+
+int Usage(const std::string& message) {
+  std::fprintf(stderr, "sigil: %s\nRun 'sigil --help' for usage.\n", message.c_str());
+  return kExitUsage;
+}
+
+std::optional<int> ParseInt(const std::string& text, int min, int max) {
+  try {
+    size_t used = 0;
+    int v = std::stoi(text, &used);
+    if (used != text.size() || v < min || v > max) return std::nullopt;
+    return v;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+// Returns an exit code when the command line is already settled (--help,
+// --version, a usage error).
+std::optional<int> ParseArgs(int argc, char** argv, Args* args) {
+  const char* env = std::getenv("SIGIL_SERVER");
+  args->server = env != nullptr && env[0] != '\0' ? env : std::string(kDefaultServer);
+  bool options_done = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&](const std::string& name) -> std::optional<std::string> {
+      size_t eq = a.find('=');
+      if (eq != std::string::npos) return a.substr(eq + 1);
+      if (i + 1 >= argc) return std::nullopt;
+      (void)name;
+      return std::string(argv[++i]);
+    };
+    auto is = [&](const char* name) {
+      return a == name || a.rfind(std::string(name) + "=", 0) == 0;
+    };
+    if (options_done || a.empty() || a[0] != '-' || a == "-") {
+      args->positional.push_back(a);
+    } else if (a == "--") {
+      options_done = true;
+    } else if (a == "--help" || a == "-h") {
+      std::fputs(kHelp, stdout);
+      return kExitOk;
+    } else if (a == "--version") {
+      std::printf("sigil %s\n", kVersion);
+      return kExitOk;
+    } else if (a == "--json") {
+      args->json = true;
+    } else if (is("--server")) {
+      auto v = value("--server");
+      if (!v || v->empty()) return Usage("--server needs a URL");
+      args->server = *v;
+    } else if (is("--label")) {
+      auto v = value("--label");
+      if (!v) return Usage("--label needs KEY=VALUE");
+      args->labels.push_back(*v);
+    } else if (is("--jobs")) {
+      auto v = value("--jobs");
+      auto n = v ? ParseInt(*v, 1, 64) : std::nullopt;
+      if (!n) return Usage("--jobs needs a number from 1 to 64");
+      args->jobs = *n;
+    } else if (is("--retry-time")) {
+      auto v = value("--retry-time");
+      auto n = v ? ParseInt(*v, 0, 86400) : std::nullopt;
+      if (!n) return Usage("--retry-time needs seconds (0 to 86400)");
+      args->retry_seconds = *n;
+    } else {
+      return Usage("unknown option " + a);
+    }
+  }
+  if (args->server.rfind("http://", 0) != 0 && args->server.rfind("https://", 0) != 0) {
+    return Usage("--server must start with http:// or https://");
+  }
+  while (!args->server.empty() && args->server.back() == '/') args->server.pop_back();
+  return std::nullopt;
+}
+
+int PrintOut(const core::Result<std::string>& out) {
+  if (!out.ok()) return Fail(out.status());
+  std::fputs(out->c_str(), stdout);
+  return kExitOk;
+}
+
+int RunPush(const Args& args) {
+  const auto& p = args.positional;
+  if (p.size() != 3) return Usage("push needs PATH REPO:VERSION");
+  auto ref = ParseTagReference(p[2]);
+  if (!ref.ok()) return Fail(ref.status());
+  PushOptions options;
+  options.server = args.server;
+  options.jobs = args.jobs;
+  options.retry_budget = std::chrono::seconds(args.retry_seconds < 0 ? 60 : args.retry_seconds);
+  options.state_dir = UploadState::DefaultDir();
+  options.progress = Progress::StderrIsTerminal();
+  for (const std::string& l : args.labels) {
+    core::Status s = ParseLabel(l, &options.labels);
+    if (!s.ok()) return Fail(s);
+  }
+  auto r = Push(p[1], *ref, options);
+  if (!r.ok()) return Fail(r.status());
+  if (args.json) {
+    nlohmann::json j = {{"repository", r->repository},     {"version", r->version},
+                        {"digest", r->digest},             {"files", r->files},
+                        {"blobs", r->blobs},               {"bytes_total", r->bytes_total},
+                        {"bytes_uploaded", r->bytes_uploaded},
+                        {"bytes_skipped", r->bytes_skipped},
+                        {"bytes_resumed", r->bytes_resumed},
+                        {"blobs_uploaded", r->blobs_uploaded},
+                        {"blobs_skipped", r->blobs_skipped},
+                        {"blobs_resumed", r->blobs_resumed}};
+    std::printf("%s\n", core::DumpJson(j).c_str());
+  } else {
+    std::printf("%s\n", r->digest.c_str());
+    if (options.progress) {
+      std::fprintf(stderr, "pushed %s:%s: %llu files, %s sent, %s already there, %s resumed\n",
+                   r->repository.c_str(), r->version.c_str(),
+                   static_cast<unsigned long long>(r->files),
+                   FormatBytes(r->bytes_uploaded).c_str(), FormatBytes(r->bytes_skipped).c_str(),
+                   FormatBytes(r->bytes_resumed).c_str());
+    }
+  }
+  return kExitOk;
+}
+
+int RunPull(const Args& args) {
+  const auto& p = args.positional;
+  if (p.size() != 3) return Usage("pull needs REF DIR");
+  if (!args.labels.empty()) return Usage("--label is for push");
+  auto ref = ParseReference(p[1]);
+  if (!ref.ok()) return Fail(ref.status());
+  PullOptions options;
+  options.server = args.server;
+  options.jobs = args.jobs;
+  options.retry_budget = std::chrono::seconds(args.retry_seconds < 0 ? 60 : args.retry_seconds);
+  options.progress = Progress::StderrIsTerminal();
+  auto r = Pull(*ref, p[2], options);
+  if (!r.ok()) return Fail(r.status());
+  if (args.json) {
+    nlohmann::json j = {{"repository", r->repository},
+                        {"version", r->version},
+                        {"digest", r->digest},
+                        {"files", r->files},
+                        {"bytes_total", r->bytes_total},
+                        {"bytes_downloaded", r->bytes_downloaded},
+                        {"bytes_reused", r->bytes_reused}};
+    std::printf("%s\n", core::DumpJson(j).c_str());
+  } else {
+    std::printf("pulled %s:%s (%s) into %s: %llu files, %s\n", r->repository.c_str(),
+                r->version.c_str(), r->digest.c_str(), p[2].c_str(),
+                static_cast<unsigned long long>(r->files), FormatBytes(r->bytes_total).c_str());
+  }
+  return kExitOk;
+}
+
+int Run(int argc, char** argv) {
+  Args args;
+  if (auto done = ParseArgs(argc, argv, &args)) return *done;
+  if (args.positional.empty()) return Usage("no command given");
+  const std::string& cmd = args.positional[0];
+  const auto& p = args.positional;
+  if (cmd == "push") return RunPush(args);
+  if (!args.labels.empty()) return Usage("--label is for push");
+  if (cmd == "pull") return RunPull(args);
+
+  HttpClient http(args.server);
+  Commands commands(&http, std::chrono::seconds(args.retry_seconds < 0 ? 5 : args.retry_seconds),
+                    args.json);
+  if (cmd == "ls") {
+    if (p.size() == 1) return PrintOut(commands.ListRepositories());
+    if (p.size() == 2) {
+      core::Status s = ValidateRepository(p[1]);
+      if (!s.ok()) return Fail(s);
+      return PrintOut(commands.ListVersions(p[1]));
+    }
+    return Usage("ls takes at most one REPO");
+  }
+  if (cmd == "inspect") {
+    if (p.size() != 2) return Usage("inspect needs REF");
+    auto ref = ParseReference(p[1]);
+    if (!ref.ok()) return Fail(ref.status());
+    return PrintOut(commands.Inspect(*ref));
+  }
+  if (cmd == "alias") {
+    if (p.size() >= 2 && p[1] == "set") {
+      if (p.size() != 4) return Usage("alias set needs REPO:ALIAS VERSION|DIGEST");
+      auto ref = ParseTagReference(p[2]);
+      if (!ref.ok()) return Fail(ref.status());
+      return PrintOut(commands.SetAlias(*ref, p[3]));
+    }
+    if (p.size() >= 2 && p[1] == "rm") {
+      if (p.size() != 3) return Usage("alias rm needs REPO:ALIAS");
+      auto ref = ParseTagReference(p[2]);
+      if (!ref.ok()) return Fail(ref.status());
+      return PrintOut(commands.RemoveAlias(*ref));
+    }
+    return Usage("alias needs 'set' or 'rm'");
+  }
+  if (cmd == "rm") {
+    if (p.size() != 2) return Usage("rm needs REPO:VERSION");
+    auto ref = ParseTagReference(p[1]);
+    if (!ref.ok()) return Fail(ref.status());
+    return PrintOut(commands.RemoveVersion(*ref));
+  }
+  if (cmd == "gc") {
+    if (p.size() != 1) return Usage("gc takes no arguments");
+    return PrintOut(commands.CollectGarbage());
+  }
+  return Usage("unknown command '" + cmd + "'");
+}
+
+}  // namespace
+}  // namespace sigil::cli
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);
+  return sigil::cli::Run(argc, argv);
+}

@@ -231,6 +231,30 @@ core::Result<TagRecord> LoadVersion(storage::MetaStore* meta, std::string_view r
   return TagRecord::Parse(version, *text);
 }
 
+// Whether version may name digest in repo: an alias of that name is
+// NAME_TAKEN, a version holding another digest is TAG_IMMUTABLE. Returns the
+// stored record when the version already holds digest.
+core::Result<std::optional<TagRecord>> CheckVersionName(storage::MetaStore* meta, std::string_view repo,
+                                                        std::string_view version, const core::Digest& digest) {
+  auto alias = meta->Get(kTagsCf, AliasKey(repo, version));
+  if (alias.ok()) {
+    return core::AlreadyExists("'" + std::string(version) + "' is an alias of '" + std::string(repo) + "'",
+                               "NAME_TAKEN");
+  }
+  if (alias.status().code() != core::Code::kNotFound) return alias.status();
+  auto existing = LoadVersion(meta, repo, version);
+  if (existing.ok()) {
+    if (existing->digest != digest) {
+      return core::AlreadyExists("version '" + std::string(version) + "' of '" + std::string(repo) +
+                                     "' already holds " + existing->digest.ToString(),
+                                 "TAG_IMMUTABLE");
+    }
+    return std::optional<TagRecord>(std::move(existing).value());
+  }
+  if (existing.status().code() != core::Code::kNotFound) return existing.status();
+  return std::optional<TagRecord>();
+}
+
 // All aliases of a repository, by name.
 core::Result<std::map<std::string, AliasRecord>> LoadAliases(storage::MetaStore* meta,
                                                              std::string_view repo) {
@@ -402,6 +426,9 @@ core::Result<VersionInfo> Registry::PutVersion(std::string_view repo, std::strin
   }
   ASSIGN_OR_RETURN(Manifest manifest, ParseManifest(manifest_bytes));
   core::Digest digest = core::Sha256::Of(manifest_bytes);
+  // Checked again under write_mu_ below; this early look only makes a
+  // conflicting push fail as a conflict, not as a list of blobs to upload.
+  RETURN_IF_ERROR(CheckVersionName(options_.meta, repo, version, digest).status());
 
   // Shared with other pushes, exclusive with GC: blobs seen here cannot be
   // swept before the records below make them referenced.
@@ -441,24 +468,11 @@ core::Result<VersionInfo> Registry::PutVersion(std::string_view repo, std::strin
   }
 
   std::lock_guard write_lock(write_mu_);
-  auto alias = options_.meta->Get(kTagsCf, AliasKey(repo, version));
-  if (alias.ok()) {
-    return core::AlreadyExists("'" + std::string(version) + "' is an alias of '" + std::string(repo) + "'",
-                               "NAME_TAKEN");
-  }
-  if (alias.status().code() != core::Code::kNotFound) return alias.status();
-
-  auto existing = LoadVersion(options_.meta, repo, version);
-  if (existing.ok()) {
-    if (existing->digest != digest) {
-      return core::AlreadyExists("version '" + std::string(version) + "' of '" + std::string(repo) +
-                                     "' already holds " + existing->digest.ToString(),
-                                 "TAG_IMMUTABLE");
-    }
+  ASSIGN_OR_RETURN(std::optional<TagRecord> existing, CheckVersionName(options_.meta, repo, version, digest));
+  if (existing) {
     ASSIGN_OR_RETURN(auto aliases, LoadAliases(options_.meta, repo));
     return MakeInfo(repo, version, *existing, AliasesOf(aliases, version));
   }
-  if (existing.status().code() != core::Code::kNotFound) return existing.status();
 
   RETURN_IF_ERROR(options_.blobs->Put(digest, manifest_bytes));
 
@@ -764,7 +778,13 @@ core::Result<GcReport> Registry::CollectGarbage() {
     // A manifest that cannot be read hides what it references: sweeping
     // then could delete a live layer, so GC stops instead.
     auto manifest = ReadManifest(options_.blobs, digest);
-    if (!manifest.ok()) return manifest.status().Annotate("garbage collection stopped");
+    if (!manifest.ok()) {
+      if (manifest.status().code() == core::Code::kNotFound) {
+        return core::DataLoss("garbage collection stopped: manifest " + digest.ToString() +
+                              " of a recorded version is missing");
+      }
+      return manifest.status().Annotate("garbage collection stopped");
+    }
     live.insert(manifest->config.digest);
     for (const auto& layer : manifest->layers) live.insert(layer.digest);
     if (manifest->subject) live.insert(manifest->subject->digest);

@@ -310,6 +310,11 @@ TEST_CASE("version names are immutable", "[registry]") {
 
   auto other = env.reg.PutVersion("team/model", "1.0", second);
   CheckError(other.status(), core::Code::kAlreadyExists, "TAG_IMMUTABLE");
+  // A conflict is reported as such even when the new manifest's blobs are absent.
+  Manifest absent = ParseManifest(second).value();
+  absent.layers[0] = Env::Describe("never uploaded", "w.bin");
+  CheckError(env.reg.PutVersion("team/model", "1.0", SerializeManifest(absent)).status(),
+             core::Code::kAlreadyExists, "TAG_IMMUTABLE");
   CHECK(env.reg.Resolve("team/model", "1.0")->manifest_bytes == first);
   CHECK(env.reg.GetRepo("team/model")->version_count == 1);
 
@@ -640,8 +645,7 @@ TEST_CASE("GC stops rather than sweep when a manifest cannot be read", "[registr
   env.Upload("orphan", "");
   env.clock.Advance(2 * kHour);
   REQUIRE(env.blobs.Delete(v.digest).ok());
-  auto report = env.reg.CollectGarbage();
-  CHECK(report.status().code() == core::Code::kNotFound);
+  CheckError(env.reg.CollectGarbage().status(), core::Code::kDataLoss, "DATA_LOSS");
   CHECK(env.blobs.Has(core::Sha256::Of("weights")));
   CHECK(env.blobs.Has(core::Sha256::Of("orphan")));
   CheckError(env.reg.Resolve("team/model", "1.0").status(), core::Code::kDataLoss, "DATA_LOSS");

@@ -76,7 +76,7 @@ size_t CountStaging(BlobStore& store) {
   return n;
 }
 
-TEST_CASE("blob store: put, stat, read, delete", "[storage]") {
+TEST_CASE("blob store: put stat read delete", "[storage]") {
   auto kind = GENERATE(as<std::string>{}, "memory", "fs");
   INFO(kind);
   StoreUnderTest t(kind);
@@ -315,7 +315,7 @@ std::vector<std::string> FilesUnder(const std::string& dir) {
   return out;
 }
 
-TEST_CASE("fs blob store: on-disk layout, fd readers, and reopening", "[storage]") {
+TEST_CASE("fs blob store: on-disk layout fd readers and reopening", "[storage]") {
   testing::TempDir dir;
   const std::string root = dir.Sub("root");
   const std::string data = RandomBytes(70'000);

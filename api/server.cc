@@ -160,6 +160,22 @@ class SenderPool {
   std::vector<std::thread> workers_;
 };
 
+// A response header of any name: Pistache writes only typed headers, so raw
+// ones added to a response would be dropped silently.
+class AnyHeader : public Http::Header::Header {
+ public:
+  AnyHeader(std::string name, std::string value)
+      : name_(std::move(name)), value_(std::move(value)) {}
+  const char* name() const override { return name_.c_str(); }
+  uint64_t hash() const override { return Http::Header::detail::hash(name_.c_str()); }
+  void parse(const std::string& data) override { value_ = data; }
+  void write(std::ostream& os) const override { os << value_; }
+
+ private:
+  std::string name_;
+  std::string value_;
+};
+
 std::string Lowercase(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -204,10 +220,17 @@ class Handler : public Http::Handler {
     }
     try {
       for (const auto& [name, value] : response.headers) {
-        writer.headers().addRaw(Http::Header::Raw(name, value));
+        writer.headers().add(std::make_shared<AnyHeader>(name, value));
       }
       if (!response.content_type.empty()) {
-        writer.headers().addRaw(Http::Header::Raw("Content-Type", response.content_type));
+        writer.headers().add(std::make_shared<AnyHeader>("Content-Type", response.content_type));
+      }
+      // HTTP/1.1 connections stay open unless the client says otherwise;
+      // Pistache closes them when the request carries no Connection header.
+      std::string connection = Lowercase(request.Header("connection"));
+      if (req.version() == Http::Version::Http11 && connection != "close") {
+        writer.headers().remove<Http::Header::Connection>();
+        writer.headers().add<Http::Header::Connection>(Http::ConnectionControl::KeepAlive);
       }
       metrics_->AddBytesOut(response.body.size());
       if (request.method == "HEAD") {
@@ -291,7 +314,6 @@ core::Status Server::Start() {
     impl_->endpoint->init(opts);
     impl_->endpoint->setHandler(
         std::make_shared<Handler>(impl_->service, impl_->metrics, impl_->sender.get()));
-    impl_->endpoint->bind();
     impl_->endpoint->serveThreaded();
   } catch (const std::exception& e) {
     impl_->endpoint.reset();

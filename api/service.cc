@@ -202,10 +202,12 @@ HttpResponse Service::Handle(const HttpRequest& request, std::string* route) {
     return ErrorResponse(core::NotFound("no route for " + p.substr(0, 200), "ROUTE_UNKNOWN"));
   }
   std::vector<std::string> parts = SplitPath(std::string_view(p).substr(kPrefix.size()));
-  if (parts[0] == "blobs" && parts.size() == 2) {
+  if (parts[0] == "blobs" && parts.size() >= 2) {
+    // Everything after blobs/ is the digest, so "sha256:../x" is refused as
+    // a malformed digest rather than routed elsewhere.
     *route = "/api/v1/blobs/{digest}";
     std::string digest;
-    if (!PercentDecode(parts[1], &digest)) {
+    if (!PercentDecode(std::string_view(p).substr(kPrefix.size() + 6), &digest)) {
       return ErrorResponse(core::InvalidArgument("malformed path", "PATH_INVALID"));
     }
     return Blob(request, digest);

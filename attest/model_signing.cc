@@ -554,13 +554,14 @@ Result<ModelManifest> VerifyModel(const std::string& model_path, std::string_vie
     }
     claimed.resources.push_back(std::move(res));
   }
-  // 8. ROOT from the listed resources.
-  SortResources(&claimed.resources);
+  // 8. ROOT from the resources in the order listed, as the reference
+  // verifier computes it; signers list them in canonical order.
   ASSIGN_OR_RETURN(claimed.root, ResourcesRoot(claimed.resources));
   if (claimed.root.Hex() != subject_digest->second) {
     return core::Unauthenticated("the resources listed do not hash to the signed subject digest",
                                  "MODEL_ROOT_MISMATCH");
   }
+  SortResources(&claimed.resources);
 
   // 9. Rehash the model with the same serialization.
   SerializationOptions local;

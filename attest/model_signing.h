@@ -96,8 +96,9 @@ struct ModelVerifyOptions {
 // Verifies a bundle against a public key and the model on disk, in the
 // order of REFERENCE.md: mediaType, hint, exactly one signature, signature
 // over PAE, payloadType, _type, predicateType, one subject, ROOT recomputed
-// from the listed resources, local model rehashed with the same
-// serialization, name -> digest maps equal.
+// from the resources in the order listed (as the reference verifier does),
+// local model rehashed with the same serialization, name -> digest maps
+// equal. The returned manifest lists the resources in canonical order.
 // Errors (reasons): kInvalidArgument "BUNDLE_INVALID" (structure, JSON,
 // signature count, serialization), "BUNDLE_MEDIA_TYPE",
 // "MODEL_RESOURCE_NAME" (absolute, empty or '..' names);

@@ -1,6 +1,7 @@
 #include "signing/trust_store.h"
 
 #include <set>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -54,33 +55,31 @@ bool RepositoryAllowed(const std::vector<std::string>& globs, std::string_view r
 }  // namespace
 
 bool GlobMatch(std::string_view pattern, std::string_view text) {
-  // Backtracking over the last '*' or '**' seen; classic linear-ish matcher.
-  size_t p = 0, t = 0;
-  size_t star_p = std::string_view::npos, star_t = 0;
-  bool star_crosses = false;
-  while (t < text.size()) {
-    if (p < pattern.size() && pattern[p] == '*') {
-      star_crosses = p + 1 < pattern.size() && pattern[p + 1] == '*';
-      p += star_crosses ? 2 : 1;
-      star_p = p;
-      star_t = t;
-      continue;
+  // match[j]: pattern[i:] matches text[j:], filled from the end of the
+  // pattern backwards; O(|pattern| * |text|) with no backtracking blow-up.
+  const size_t n = text.size();
+  std::vector<char> next(n + 1, 0), cur(n + 1, 0);
+  next[n] = 1;  // empty pattern matches empty text
+  for (size_t i = pattern.size(); i-- > 0;) {
+    bool double_star = pattern[i] == '*' && i > 0 && pattern[i - 1] == '*';
+    if (double_star) {
+      // "**" as one token: consumes anything, '/' included.
+      --i;
+      cur[n] = next[n];
+      for (size_t j = n; j-- > 0;) cur[j] = next[j] || cur[j + 1];
+    } else if (pattern[i] == '*') {
+      cur[n] = next[n];
+      for (size_t j = n; j-- > 0;) cur[j] = next[j] || (text[j] != '/' && cur[j + 1]);
+    } else {
+      cur[n] = 0;
+      for (size_t j = 0; j < n; ++j) {
+        bool one = pattern[i] == '?' ? text[j] != '/' : pattern[i] == text[j];
+        cur[j] = one && next[j + 1];
+      }
     }
-    if (p < pattern.size() && (pattern[p] == text[t] || (pattern[p] == '?' && text[t] != '/'))) {
-      ++p;
-      ++t;
-      continue;
-    }
-    if (star_p != std::string_view::npos && (star_crosses || text[star_t] != '/')) {
-      ++star_t;
-      t = star_t;
-      p = star_p;
-      continue;
-    }
-    return false;
+    std::swap(cur, next);
   }
-  while (p < pattern.size() && pattern[p] == '*') ++p;
-  return p == pattern.size();
+  return next[0] != 0;
 }
 
 Result<TrustStore> TrustStore::Parse(std::string_view json) {

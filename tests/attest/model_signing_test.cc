@@ -403,10 +403,19 @@ TEST_CASE("resources that do not hash to the subject are refused", "[attest][oms
   REQUIRE_FALSE(r.ok());
   CHECK(r.status().reason() == "MODEL_ROOT_MISMATCH");
 
-  // Resources listed out of order still hash in canonical order.
+  // ROOT is taken over the resources in the order listed: reordering them
+  // breaks the subject digest, and a root over the new order verifies.
   Json shuffled = StatementOf(m);
   std::swap(shuffled["predicate"]["resources"][0], shuffled["predicate"]["resources"][9]);
-  CHECK(VerifyModel(s.model, BundleFor(shuffled, s.key), s.key.public_key(), {{"model.sig"}, 2}).ok());
+  CHECK(VerifyModel(s.model, BundleFor(shuffled, s.key), s.key.public_key(), {{"model.sig"}, 2})
+            .status()
+            .reason() == "MODEL_ROOT_MISMATCH");
+  std::vector<ModelResource> listed = m.resources;
+  std::swap(listed[0], listed[9]);
+  shuffled["subject"][0]["digest"]["sha256"] = ResourcesRoot(listed).value().Hex();
+  auto reordered = VerifyModel(s.model, BundleFor(shuffled, s.key), s.key.public_key(), {{"model.sig"}, 2});
+  REQUIRE(reordered.ok());
+  CHECK(reordered->resources.front().name == "d0/f00");
 
   Json two_subjects = StatementOf(m);
   two_subjects["subject"].push_back(two_subjects["subject"][0]);

@@ -36,6 +36,11 @@ TEST_CASE("repository globs", "[signing][trust]") {
       {"health/triage-llm", "health/triage-llm2", false},
       {"*/llm", "health/llm", true},
       {"*-llm", "triage-llm", true},
+      {"**/x*/z", "a/x1/q/x2/z", true},
+      {"**/x*/z", "a/x1/q/x2/y", false},
+      {"h*/*", "health/a", true},
+      {"h*/*", "health/a/b", false},
+      {"***", "a/b", true},
       {"", "", true},
       {"", "x", false},
   };

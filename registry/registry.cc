@@ -632,7 +632,15 @@ core::Status Registry::SetRepoMetadata(std::string_view repo,
   RETURN_IF_ERROR(ValidateLabel("residency.region", residency.region));
   RETURN_IF_ERROR(ValidateLabel("residency.classification", residency.classification));
   std::lock_guard write_lock(write_mu_);
-  ASSIGN_OR_RETURN(RepoRecord rec, LoadRepo(options_.meta, repo));
+  RepoRecord rec;
+  auto existing = LoadRepo(options_.meta, repo);
+  if (existing.ok()) {
+    rec = std::move(existing).value();
+  } else if (existing.status().code() == core::Code::kNotFound) {
+    rec.created = options_.clock->NowMicros();
+  } else {
+    return existing.status();
+  }
   rec.labels = labels;
   rec.residency = residency;
   return options_.meta->Put(kReposCf, repo, rec.Dump());

@@ -130,7 +130,8 @@ class Registry {
   core::Result<Page<RepoInfo>> ListRepos(std::string_view page_token, size_t limit);
   core::Result<RepoInfo> GetRepo(std::string_view repo);
 
-  // Replaces the repository's labels and residency.
+  // Replaces the repository's labels and residency, creating the repository
+  // if it has no version yet (so residency can be set before the first push).
   core::Status SetRepoMetadata(std::string_view repo, const std::map<std::string, std::string>& labels,
                                const Residency& residency);
   core::Status SetVersionLabels(std::string_view repo, std::string_view version,

@@ -493,7 +493,21 @@ TEST_CASE("labels, residency and state are kept per repository and version", "[r
              "LABEL_INVALID");
   CheckError(env.reg.SetRepoMetadata("team/model", {}, {"eu\nwest", ""}), core::Code::kInvalidArgument,
              "LABEL_INVALID");
-  CheckError(env.reg.SetRepoMetadata("team/none", {}, {}), core::Code::kNotFound, "REPO_UNKNOWN");
+  CheckError(env.reg.SetRepoMetadata("Team/none", {}, {}), core::Code::kInvalidArgument, "NAME_INVALID");
+
+  // Residency may be set before the first push; the push keeps it.
+  env.clock.Advance(kSecond);
+  REQUIRE(env.reg.SetRepoMetadata("team/new", {}, {"eu-central", "secret"}).ok());
+  auto fresh = env.reg.GetRepo("team/new");
+  REQUIRE(fresh.ok());
+  CHECK(fresh->version_count == 0);
+  CHECK(fresh->created_micros == env.clock.NowMicros());
+  env.clock.Advance(kSecond);
+  env.Push("team/new", "1", manifest);
+  fresh = env.reg.GetRepo("team/new");
+  CHECK(fresh->residency.region == "eu-central");
+  CHECK(fresh->created_micros == env.clock.NowMicros() - kSecond);
+  CHECK(fresh->version_count == 1);
 
   REQUIRE(env.reg.SetVersionLabels("team/model", "1.0", {{"eval.auc", "0.93"}}).ok());
   REQUIRE(env.reg.SetVersionState("team/model", "1.0", VersionState::kQuarantined).ok());

@@ -28,12 +28,12 @@ core::Status FromRocks(const rocksdb::Status& s, std::string_view context) {
   return core::Internal(std::move(message));
 }
 
-// RocksDB reports a held LOCK file as a plain IOError; the message is the
-// only way to tell it from a broken disk.
+// RocksDB reports a held LOCK file as a plain IOError ("While lock file:
+// <path>/LOCK: ..." from another process, "lock hold by current process ...:
+// <path>/LOCK: ..." from this one); the file name in the message is the only
+// way to tell it from a broken disk.
 bool IsLockError(const rocksdb::Status& s) {
-  if (!s.IsIOError()) return false;
-  std::string text = s.ToString();
-  return text.find("lock") != std::string::npos || text.find("LOCK") != std::string::npos;
+  return s.IsIOError() && s.ToString().find("/LOCK: ") != std::string::npos;
 }
 
 class RocksMetaStore : public MetaStore {

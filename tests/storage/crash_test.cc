@@ -67,6 +67,11 @@ ChildRun RunAndKill(const std::string& dir, int kill_after, int extra_micros) {
       run.id = text.substr(3, text.size() - 4);
     } else if (text.rfind("ack ", 0) == 0) {
       run.last_ack = std::stoull(text.substr(4));
+      if (run.acks == 0) {
+        // The child holds the database: another process cannot open it.
+        auto second = OpenRocksMetaStore(dir + "/meta");
+        CHECK(second.status().code() == core::Code::kUnavailable);
+      }
       if (++run.acks >= kill_after) kill_child();
     }
   }

@@ -1,6 +1,5 @@
 #include "registry/names.h"
 
-#include <array>
 #include <cstdint>
 #include <string>
 
@@ -15,8 +14,8 @@ constexpr size_t kMaxLabelValue = 1024;
 
 // Route words of docs/api.md: a repository component with one of these names
 // would make /api/v1/models/{repo}/... ambiguous.
-constexpr std::array<std::string_view, 13> kReservedComponents = {
-    "versions",  "aliases", "labels",      "files",     "blobs",      "uploads",   "manifest",
+constexpr std::string_view kReservedComponents[] = {
+    "versions", "aliases",      "labels", "files",       "blobs",      "uploads",   "manifest",
     "attestations", "scan", "evaluations", "promotions", "referrers", "sign",
 };
 

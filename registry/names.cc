@@ -15,8 +15,8 @@ constexpr size_t kMaxLabelValue = 1024;
 // Route words of docs/api.md: a repository component with one of these names
 // would make /api/v1/models/{repo}/... ambiguous.
 constexpr std::string_view kReservedComponents[] = {
-    "versions", "aliases",      "labels", "files",       "blobs",      "uploads",   "manifest",
-    "attestations", "scan", "evaluations", "promotions", "referrers", "sign",
+    "versions", "aliases", "labels", "files", "blobs", "uploads", "manifest",
+    "attestations", "evaluations", "promotions", "referrers", "scan", "sign",
 };
 
 bool IsLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }

@@ -203,6 +203,13 @@ core::Result<HttpResponse> HttpClient::Perform(const HttpRequest& request) {
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
   // Unset the list before it is freed: the handle outlives this call.
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
+  if (response.status == 413) {
+    // Pistache answers an oversized request early and then reads the rest
+    // of its body as further requests: that connection's answers can no
+    // longer be trusted. A new handle drops it.
+    curl_easy_cleanup(curl);
+    impl_->curl = curl_easy_init();
+  }
   if (rc != CURLE_OK) {
     if (!t.sink_status.ok()) return t.sink_status;
     if (t.body_too_large) {

@@ -7,6 +7,10 @@
 // than a byte per second for `stall_seconds` (a stalled server is treated as
 // an unreachable one).
 //
+// After a 413 answer the handle's connections are dropped: Pistache answers
+// an oversized request before reading its body, then parses the rest of the
+// body as further requests, so that connection cannot be reused.
+//
 // Errors: Perform() fails only when no HTTP answer came back (connection
 // refused or reset, timeout, stall): kUnavailable with reason
 // "SERVER_UNREACHABLE"; or when the caller's sink refused bytes (its own

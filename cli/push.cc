@@ -160,6 +160,8 @@ Status Uploader::PutWhole(const Blob& blob) {
   HttpRequest put{.method = "PUT", .path = "/api/v1/blobs/" + blob.digest.ToString(),
                   .body = buffer_};
   ASSIGN_OR_RETURN(HttpResponse r, Retry(put));
+  // A server whose chunk_max is below kSmallBlobMax: go through a session.
+  if (r.status == 413) return Chunked(blob);
   if (!r.ok()) return ErrorFromResponse(r).Annotate("upload " + blob.digest.ToString());
   counters_->bytes_uploaded += blob.size;
   progress_->Add(blob.size);
@@ -184,8 +186,11 @@ Status Uploader::OpenSession(const Blob& blob, std::string* id, uint64_t* chunk_
 }
 
 Status Uploader::Chunked(const Blob& blob) {
-  core::UniqueFd fd(::open(blob.path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return core::ErrnoStatus(errno, "open " + blob.path);
+  core::UniqueFd fd;
+  if (!blob.in_memory) {
+    fd.Reset(::open(blob.path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) return core::ErrnoStatus(errno, "open " + blob.path);
+  }
   const std::string digest = blob.digest.ToString();
 
   std::string id;

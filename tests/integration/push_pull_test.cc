@@ -203,5 +203,25 @@ TEST_CASE("a single file is pushed under its base name", "[integration]") {
   CHECK(v["manifest"]["config"]["mediaType"] == "application/vnd.cncf.model.config.v1+json");
 }
 
+TEST_CASE("small files go through sessions when the server's chunk_max is smaller", "[integration]") {
+  TempDir tmp;
+  Sigild server(tmp.Sub("data"), {"--chunk-max", "65536"});
+  REQUIRE(server.Start());
+  std::string model = tmp.Sub("m");
+  WriteRandomFile(model + "/a.bin", 300 * 1000, 21);  // under 1 MiB, over chunk_max
+  WriteRandomFile(model + "/b.bin", 2 * (1 << 20), 22);
+  std::map<std::string, std::string> env{{"XDG_STATE_HOME", tmp.Sub("state")}};
+  RunResult pushed =
+      RunSigil({"--server", server.url(), "--json", "push", model, "r/m:1"}, env, tmp.path());
+  INFO(pushed.err);
+  REQUIRE(pushed.exit_code == 0);
+  CHECK(json::parse(pushed.out)["bytes_uploaded"] == json::parse(pushed.out)["bytes_total"]);
+  std::string out = tmp.Sub("out");
+  RunResult pulled = RunSigil({"--server", server.url(), "pull", "r/m:1", out}, env, tmp.path());
+  INFO(pulled.err);
+  REQUIRE(pulled.exit_code == 0);
+  RequireSameTree(model, out);
+}
+
 }  // namespace
 }  // namespace sigil::testing

@@ -421,7 +421,7 @@ core::Result<VersionInfo> Registry::PutVersion(std::string_view repo, std::strin
   RETURN_IF_ERROR(ValidateTag(version));
   RETURN_IF_ERROR(ValidateLabels(labels));
   if (manifest_bytes.size() > kMaxManifestBytes) {
-    return core::InvalidArgument(
+    return core::ResourceExhausted(
         "manifest larger than " + std::to_string(kMaxManifestBytes) + " bytes", "MANIFEST_TOO_LARGE");
   }
   ASSIGN_OR_RETURN(Manifest manifest, ParseManifest(manifest_bytes));

@@ -113,7 +113,7 @@ class Registry {
   // (config and layers) must exist with the stated size (kInvalidArgument,
   // reason BLOB_UNKNOWN, detail {"missing": [digests]}; size mismatch:
   // MANIFEST_INVALID). Creates the repository on first push. A manifest over
-  // kMaxManifestBytes is kInvalidArgument, reason MANIFEST_TOO_LARGE.
+  // kMaxManifestBytes is kResourceExhausted, reason MANIFEST_TOO_LARGE.
   // The same manifest again returns the stored version (labels unchanged).
   core::Result<VersionInfo> PutVersion(std::string_view repo, std::string_view version,
                                        std::string_view manifest_bytes,

@@ -288,7 +288,7 @@ TEST_CASE("bad names, labels and manifests are refused before anything is stored
   CheckError(env.reg.PutVersion("team/model", "1", "{}").status(), core::Code::kInvalidArgument,
              "MANIFEST_INVALID");
   CheckError(env.reg.PutVersion("team/model", "1", std::string(kMaxManifestBytes + 1, ' ')).status(),
-             core::Code::kInvalidArgument, "MANIFEST_TOO_LARGE");
+             core::Code::kResourceExhausted, "MANIFEST_TOO_LARGE");
   CheckError(env.reg.GetRepo("team/model").status(), core::Code::kNotFound, "REPO_UNKNOWN");
   auto repos = env.reg.ListRepos("", 10);
   REQUIRE(repos.ok());

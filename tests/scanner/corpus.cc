@@ -58,7 +58,7 @@ std::string RawDeflate(const std::string& data) {
 
 }  // namespace
 
-std::string BuildZip(const std::vector<ZipMember>& members) {
+std::string BuildZip(const std::vector<ZipMember>& members, bool zip64) {
   std::string out;
   std::string central;
   uint16_t count = 0;
@@ -67,25 +67,42 @@ std::string BuildZip(const std::vector<ZipMember>& members) {
     uint32_t crc = static_cast<uint32_t>(
         crc32(0, reinterpret_cast<const Bytef*>(m.data.data()), static_cast<uInt>(m.data.size())));
     if (m.bad_crc) crc ^= 0xdeadbeef;
-    uint32_t size = m.declared_size >= 0 ? static_cast<uint32_t>(m.declared_size)
-                                         : static_cast<uint32_t>(m.data.size());
+    uint64_t size = m.declared_size >= 0 ? static_cast<uint64_t>(m.declared_size) : m.data.size();
     uint16_t method = m.deflate ? 8 : 0;
     std::string local_name = m.local_name.empty() ? m.name : m.local_name;
-    uint32_t offset = static_cast<uint32_t>(out.size());
-    out += Le32(0x04034b50) + Le16(20) + Le16(m.flags) + Le16(method) + Le16(0) + Le16(0x21) +
-           Le32(crc) + Le32(static_cast<uint32_t>(stored.size())) + Le32(size) +
-           Le16(static_cast<uint16_t>(local_name.size())) + Le16(0) + local_name + stored;
+    uint64_t offset = out.size();
+    uint32_t size32 = zip64 ? 0xffffffff : static_cast<uint32_t>(size);
+    uint32_t comp32 = zip64 ? 0xffffffff : static_cast<uint32_t>(stored.size());
+    std::string local_extra = zip64 ? Le16(1) + Le16(16) + Le64(size) + Le64(stored.size()) : "";
+    out += Le32(0x04034b50) + Le16(zip64 ? 45 : 20) + Le16(m.flags) + Le16(method) + Le16(0) +
+           Le16(0x21) + Le32(crc) + Le32(comp32) + Le32(size32) +
+           Le16(static_cast<uint16_t>(local_name.size())) +
+           Le16(static_cast<uint16_t>(local_extra.size())) + local_name + local_extra + stored;
     if (m.hidden) continue;
-    central += Le32(0x02014b50) + Le16(0x031e) + Le16(20) + Le16(m.flags) + Le16(method) +
-               Le16(0) + Le16(0x21) + Le32(crc) + Le32(static_cast<uint32_t>(stored.size())) +
-               Le32(size) + Le16(static_cast<uint16_t>(m.name.size())) + Le16(0) + Le16(0) +
-               Le16(0) + Le16(0) + Le32(0100644u << 16) + Le32(offset) + m.name;
+    std::string extra =
+        zip64 ? Le16(1) + Le16(24) + Le64(size) + Le64(stored.size()) + Le64(offset) : "";
+    central += Le32(0x02014b50) + Le16(0x031e) + Le16(zip64 ? 45 : 20) + Le16(m.flags) +
+               Le16(method) + Le16(0) + Le16(0x21) + Le32(crc) + Le32(comp32) + Le32(size32) +
+               Le16(static_cast<uint16_t>(m.name.size())) +
+               Le16(static_cast<uint16_t>(extra.size())) + Le16(0) + Le16(0) + Le16(0) +
+               Le32(0100644u << 16) + Le32(zip64 ? 0xffffffff : static_cast<uint32_t>(offset)) +
+               m.name + extra;
     ++count;
   }
-  uint32_t cd_offset = static_cast<uint32_t>(out.size());
+  uint64_t cd_offset = out.size();
   out += central;
+  if (zip64) {
+    uint64_t record = out.size();
+    out += Le32(0x06064b50) + Le64(44) + Le16(45) + Le16(45) + Le32(0) + Le32(0) + Le64(count) +
+           Le64(count) + Le64(central.size()) + Le64(cd_offset);
+    out += Le32(0x07064b50) + Le32(0) + Le64(record) + Le32(1);
+    out += Le32(0x06054b50) + Le16(0) + Le16(0) + Le16(0xffff) + Le16(0xffff) +
+           Le32(0xffffffff) + Le32(0xffffffff) + Le16(0);
+    return out;
+  }
   out += Le32(0x06054b50) + Le16(0) + Le16(0) + Le16(count) + Le16(count) +
-         Le32(static_cast<uint32_t>(central.size())) + Le32(cd_offset) + Le16(0);
+         Le32(static_cast<uint32_t>(central.size())) + Le32(static_cast<uint32_t>(cd_offset)) +
+         Le16(0);
   return out;
 }
 

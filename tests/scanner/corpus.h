@@ -83,8 +83,10 @@ struct ZipMember {
   bool hidden = false;           // local header and data only, no central entry
 };
 
-// Writes a zip with local headers, a central directory and an end record.
-std::string BuildZip(const std::vector<ZipMember>& members);
+// Writes a zip with local headers, a central directory and an end record;
+// with zip64, sizes and offsets live in zip64 extra fields and the end
+// record points to a zip64 end record, as large torch.save archives do.
+std::string BuildZip(const std::vector<ZipMember>& members, bool zip64 = false);
 
 // A torch.save-style archive: <root>/data.pkl, data/<i>, version.
 std::string TorchZip(const std::string& root, const std::string& data_pkl,

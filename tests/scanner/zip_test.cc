@@ -44,6 +44,22 @@ TEST_CASE("zip: a torch.save-style archive is clean; a malicious data.pkl is blo
   CHECK(g->offset == 2);
 }
 
+TEST_CASE("zip: zip64 archives are read through their zip64 records", "[scanner]") {
+  std::vector<ZipMember> members = {{"archive/data.pkl", testing::TorchDataPkl(2)},
+                                    {"archive/data/0", std::string(64, '\0')},
+                                    {"archive/version", "3\n"}};
+  FileReport r = ScanBytes(BuildZip(members, /*zip64=*/true));
+  INFO(Rules(r));
+  CHECK(r.format == Format::kTorchZip);
+  CHECK(r.verdict == Verdict::kClean);
+  CHECK(r.globals.size() == 3);
+
+  members[0].data = EvilPickle();
+  r = ScanBytes(BuildZip(members, true));
+  INFO(Rules(r));
+  CHECK(HasCritical(r, "archive/data.pkl"));
+}
+
 TEST_CASE("zip: a pickle hidden under any member name is analysed", "[scanner]") {
   std::vector<ZipMember> extra = {{"archive/data/weights.bin", EvilPickle()}};
   FileReport r = ScanBytes(TorchZip("archive", testing::TorchDataPkl(1), extra));

@@ -629,8 +629,14 @@ core::Status Registry::SetRepoMetadata(std::string_view repo,
   RETURN_IF_ERROR(ValidateRepoName(repo));
   RETURN_IF_ERROR(ValidateLabels(labels));
   // Residency values follow the label value rules (printable, bounded).
-  RETURN_IF_ERROR(ValidateLabel("residency.region", residency.region));
-  RETURN_IF_ERROR(ValidateLabel("residency.classification", residency.classification));
+  auto check = [](std::string_view field, const std::string& value) {
+    if (ValidateLabel(field, value).ok()) return core::OkStatus();
+    return core::InvalidArgument(
+        "residency '" + std::string(field) + "' must be printable and at most 1024 bytes",
+        "RESIDENCY_INVALID");
+  };
+  RETURN_IF_ERROR(check("region", residency.region));
+  RETURN_IF_ERROR(check("classification", residency.classification));
   std::lock_guard write_lock(write_mu_);
   RepoRecord rec;
   auto existing = LoadRepo(options_.meta, repo);

@@ -16,7 +16,7 @@
 // The manifest is itself a blob.
 //
 // Errors besides those named below: kInvalidArgument with NAME_INVALID,
-// TAG_INVALID, LABEL_INVALID, DIGEST_INVALID (a malformed "sha256:" ref),
+// TAG_INVALID, LABEL_INVALID, RESIDENCY_INVALID, DIGEST_INVALID (a malformed "sha256:" ref),
 // PAGE_TOKEN_INVALID, LIMIT_INVALID; kNotFound with REPO_UNKNOWN,
 // VERSION_UNKNOWN, ALIAS_UNKNOWN; kDataLoss for damaged records.
 //

@@ -492,7 +492,9 @@ TEST_CASE("labels, residency and state are kept per repository and version", "[r
   CheckError(env.reg.SetRepoMetadata("team/model", {{"Bad", "x"}}, {}), core::Code::kInvalidArgument,
              "LABEL_INVALID");
   CheckError(env.reg.SetRepoMetadata("team/model", {}, {"eu\nwest", ""}), core::Code::kInvalidArgument,
-             "LABEL_INVALID");
+             "RESIDENCY_INVALID");
+  CheckError(env.reg.SetRepoMetadata("team/model", {}, {"eu", std::string(1025, 'x')}),
+             core::Code::kInvalidArgument, "RESIDENCY_INVALID");
   CheckError(env.reg.SetRepoMetadata("Team/none", {}, {}), core::Code::kInvalidArgument, "NAME_INVALID");
 
   // Residency may be set before the first push; the push keeps it.

@@ -7,7 +7,7 @@
 
 namespace sigil::storage::crash {
 
-inline constexpr int kChunks = 300;
+inline constexpr int kChunks = 200;
 
 // Chunk k: between 1000 and ~61000 bytes of xorshift output seeded by k.
 inline std::string Chunk(int k) {

@@ -104,6 +104,10 @@ void AnalyzeOnnx(const ByteSource& src, const Context& ctx);
 void AnalyzeKerasConfig(const ByteSource& src, const Context& ctx);
 // Archives: returns kTorchZip, kTorchScript, kNumpyZip, kKeras or kZip.
 Format AnalyzeZip(const ByteSource& src, const Context& ctx);
+// Returns kTorchLegacy (tar layout) or kTar.
+Format AnalyzeTar(const ByteSource& src, const Context& ctx);
+// A first 512-byte block with a valid tar checksum.
+bool LooksLikeTar(const ByteSource& src);
 // Dispatches on the detected format; returns it. Used for files and for
 // archive members alike.
 Format AnalyzeAny(const ByteSource& src, const Context& ctx);

@@ -55,6 +55,7 @@ Format SniffPrefix(std::string_view p) {
     return Format::kZip;
   }
   if (starts("\x93NUMPY")) return Format::kNumpy;
+  if (p.size() >= 262 && p.substr(257, 5) == "ustar") return Format::kTar;
   if (starts("GGUF")) return Format::kGguf;
   if (p.size() >= 2 && static_cast<unsigned char>(p[0]) == 0x80 &&
       static_cast<unsigned char>(p[1]) <= 5) {
@@ -77,6 +78,7 @@ Format Sniff(const ByteSource& src, const ScanOptions& options) {
   }
   Format f = SniffPrefix(prefix);
   if (f != Format::kUnknown) return f;
+  if (LooksLikeTar(src)) return Format::kTar;
   size_t first = prefix.find_first_not_of(" \t\r\n");
   if (first != std::string::npos && prefix[first] == '{' && src.size() <= options.max_json_bytes) {
     std::string text;
@@ -100,6 +102,8 @@ Format AnalyzeAny(const ByteSource& src, const Context& ctx) {
   switch (f) {
     case Format::kZip:
       return AnalyzeZip(src, ctx);
+    case Format::kTar:
+      return AnalyzeTar(src, ctx);
     case Format::kPickle:
       return AnalyzePickleFile(src, ctx);
     case Format::kNumpy:
@@ -160,6 +164,7 @@ std::string_view FormatName(Format f) {
     case Format::kGguf: return "gguf";
     case Format::kOnnx: return "onnx";
     case Format::kKerasConfig: return "keras-config";
+    case Format::kTar: return "tar";
   }
   return "unknown";
 }

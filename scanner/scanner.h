@@ -33,7 +33,8 @@ enum class Severity { kInfo = 0, kLow, kMedium, kHigh, kCritical };
 enum class Format {
   kUnknown,
   kPickle,          // one or more concatenated pickles, any protocol
-  kTorchLegacy,     // pre-zip torch.save: five pickles, then raw storages
+  kTorchLegacy,     // pre-zip torch.save: five pickles then raw storages, or
+                    // the oldest layout, a tar with a `pickle` member
   kTorchZip,        // torch.save archive (data.pkl + data/)
   kTorchScript,     // torch.jit.save archive (adds code/ and constants.pkl)
   kNumpy,           // .npy
@@ -44,6 +45,7 @@ enum class Format {
   kGguf,
   kOnnx,
   kKerasConfig,     // a bare Keras model config (JSON)
+  kTar,             // a tar archive (not the oldest torch.save layout)
 };
 
 enum class Verdict {

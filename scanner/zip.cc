@@ -625,7 +625,7 @@ class ZipAnalyzer {
     bool maybe_pickle = f == Format::kPickle ||
                         (f == Format::kUnknown && LooksLikePickleStart(MemorySource(prefix), 0));
     if (f == Format::kUnknown && !maybe_pickle) return;
-    if (f == Format::kZip && mctx.depth() > opts_.max_nesting) {
+    if ((f == Format::kZip || f == Format::kTar) && mctx.depth() > opts_.max_nesting) {
       mctx.Add(Severity::kHigh, "zip.nesting",
                "archive nested deeper than max_nesting; not analysed", 0);
       return;

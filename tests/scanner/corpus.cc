@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <cstdio>
 #include <stdexcept>
 
 namespace sigil::scanner::testing {
@@ -114,6 +115,32 @@ std::string TorchZip(const std::string& root, const std::string& data_pkl,
   members.push_back({root + "/version", "3\n"});
   for (auto& m : extra) members.push_back(std::move(m));
   return BuildZip(members);
+}
+
+std::string BuildTar(const std::vector<TarMember>& members) {
+  std::string out;
+  for (const TarMember& m : members) {
+    std::string h(512, '\0');
+    auto put = [&](size_t at, const std::string& v) { h.replace(at, v.size(), v); };
+    char size[13];
+    std::snprintf(size, sizeof(size), "%011llo", static_cast<unsigned long long>(m.data.size()));
+    put(0, m.name.substr(0, 100));
+    put(100, "0000644");
+    put(108, "0000000");
+    put(116, "0000000");
+    put(124, size);
+    put(136, "00000000000");
+    put(148, "        ");
+    h[156] = m.type;
+    put(257, std::string("ustar\0" "00", 8));
+    unsigned sum = 0;
+    for (char c : h) sum += static_cast<unsigned char>(c);
+    char chk[8];
+    std::snprintf(chk, sizeof(chk), "%06o", sum);
+    put(148, std::string(chk, 6) + std::string("\0 ", 2));
+    out += h + m.data + std::string((512 - m.data.size() % 512) % 512, '\0');
+  }
+  return out + std::string(1024, '\0');
 }
 
 std::string Safetensors(const std::string& header_json, uint64_t data_size) {

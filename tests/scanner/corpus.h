@@ -92,6 +92,14 @@ std::string BuildZip(const std::vector<ZipMember>& members, bool zip64 = false);
 std::string TorchZip(const std::string& root, const std::string& data_pkl,
                      std::vector<ZipMember> extra = {});
 
+// A ustar archive of (name, data, typeflag) members, with end blocks.
+struct TarMember {
+  std::string name;
+  std::string data;
+  char type = '0';
+};
+std::string BuildTar(const std::vector<TarMember>& members);
+
 // safetensors bytes: 8-byte length, the header padded with spaces to a
 // multiple of 8 (as the Rust writer does), then data_size bytes.
 std::string Safetensors(const std::string& header_json, uint64_t data_size);

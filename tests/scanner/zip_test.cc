@@ -259,5 +259,59 @@ TEST_CASE("zip: npz and keras archives", "[scanner]") {
   CHECK(r.verdict == Verdict::kBlocked);
 }
 
+TEST_CASE("tar: the oldest torch.save layout is unpickled, so it is scanned", "[scanner]") {
+  using testing::BuildTar;
+  using testing::TarMember;
+  Pickle count(2);
+  count.Int(0).Stop();
+  std::string sys_info = Pickle(2).EmptyDict().Stop().bytes();
+  std::vector<TarMember> members = {{"sys_info", sys_info, '0'},
+                                    {"pickle", testing::TorchDataPkl(1), '0'},
+                                    {"storages", count.bytes() + std::string(40, '\x07'), '0'},
+                                    {"tensors", count.bytes(), '0'}};
+  FileReport r = ScanBytes(BuildTar(members));
+  INFO(Rules(r));
+  CHECK(r.format == Format::kTorchLegacy);
+  CHECK(r.verdict == Verdict::kClean);
+
+  members[1].data = EvilPickle();
+  r = ScanBytes(BuildTar(members));
+  INFO(Rules(r));
+  CHECK(r.verdict == Verdict::kBlocked);
+  CHECK(HasCritical(r, "pickle"));
+
+  // A payload in the storages stream, after its count pickle.
+  members[1].data = testing::TorchDataPkl(1);
+  members[2].data = count.bytes() + EvilPickle() + std::string(40, '\x07');
+  r = ScanBytes(BuildTar(members));
+  INFO(Rules(r));
+  CHECK(HasCritical(r, "storages"));
+
+  r = ScanBytes(BuildTar({{"../../etc/x", "hi", '0'}, {"a", "", '2'}, {"b", "1", '0'},
+                          {"b", "2", '0'}}));
+  INFO(Rules(r));
+  CHECK(r.format == Format::kTar);
+  CHECK(FindRule(r, "tar.path_traversal") != nullptr);
+  CHECK(FindRule(r, "tar.link") != nullptr);
+  CHECK(FindRule(r, "tar.duplicate_name") != nullptr);
+
+  std::string tar = BuildTar(members);
+  std::string corrupt = tar;
+  corrupt[1024 + 2] ^= 1;  // the second header's name: its checksum breaks
+  r = ScanBytes(corrupt);
+  INFO(Rules(r));
+  CHECK(r.verdict == Verdict::kInvalid);
+  CHECK(FindRule(r, "tar.bad_header") != nullptr);
+  for (size_t n = 512; n < tar.size(); n += 97) {
+    FileReport p = ScanBytes(tar.substr(0, n));
+    CHECK(p.format != Format::kUnknown);
+  }
+
+  // A tar nested in a zip is found too.
+  r = ScanBytes(BuildZip({{"old/model.tar", BuildTar({{"pickle", EvilPickle(), '0'}})}}));
+  INFO(Rules(r));
+  CHECK(HasCritical(r, "old/model.tar!pickle"));
+}
+
 }  // namespace
 }  // namespace sigil::scanner

@@ -43,8 +43,13 @@ struct Counters {
 // Fetches one blob into its partial file and verifies it.
 class Downloader {
  public:
-  Downloader(const PullOptions& options, Counters* counters, Progress* progress)
-      : options_(options), http_(options.server), counters_(counters), progress_(progress) {}
+  Downloader(const PullOptions& options, Counters* counters, Progress* progress,
+             const std::atomic<bool>* stop)
+      : options_(options),
+        http_(options.server),
+        counters_(counters),
+        progress_(progress),
+        stop_(stop) {}
 
   Status Fetch(const PullFile& file, const std::string& partial) {
     uint64_t reused = 0;
@@ -93,6 +98,7 @@ class Downloader {
       HttpRequest get{.method = "GET", .path = "/api/v1/blobs/" + digest};
       if (have > 0) get.headers.push_back("Range: bytes=" + std::to_string(have) + "-");
       get.sink = [&](long status, const char* data, size_t n) -> Status {
+        if (stop_->load()) return core::Cancelled("download of '" + file.title + "' stopped");
         if (first) {
           first = false;
           if (status == 200 && have > 0) {
@@ -130,6 +136,7 @@ class Downloader {
   HttpClient http_;
   Counters* counters_;
   Progress* progress_;
+  const std::atomic<bool>* stop_;  // another worker failed
 };
 
 Status CopyFile(const std::string& from, const std::string& to) {
@@ -242,16 +249,16 @@ core::Result<PullResult> Pull(const Reference& ref, const std::string& dir,
   auto partial_of = [&](const core::Digest& d) { return core::JoinPath(partial_dir, d.Hex()); };
 
   Counters counters;
+  std::atomic<bool> failed{false};
   {
     Progress progress("download", result.bytes_total, options.progress);
     progress.Start();
     int threads = std::max(1, std::min<int>(options.jobs, static_cast<int>(blobs.size())));
     std::vector<std::unique_ptr<Downloader>> workers;
     for (int i = 0; i < threads; ++i) {
-      workers.push_back(std::make_unique<Downloader>(options, &counters, &progress));
+      workers.push_back(std::make_unique<Downloader>(options, &counters, &progress, &failed));
     }
     std::atomic<size_t> next{0};
-    std::atomic<bool> failed{false};
     std::mutex mu;
     Status first;
     std::vector<std::thread> pool;

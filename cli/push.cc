@@ -43,25 +43,26 @@ struct Counters {
   std::atomic<uint64_t> blobs_resumed{0};
 };
 
-// Runs fn(i) for i in [0, n) on `jobs` threads; stops handing out work after
-// the first failure and returns it.
-Status ParallelFor(size_t n, int jobs, const std::function<Status(size_t, int)>& fn) {
+// Runs fn(i, worker) for i in [0, n) on `jobs` threads; after the first
+// failure sets *failed (which long tasks poll to stop early), hands out no
+// more work, and returns that failure.
+Status ParallelFor(size_t n, int jobs, std::atomic<bool>* failed,
+                   const std::function<Status(size_t, int)>& fn) {
   std::atomic<size_t> next{0};
-  std::atomic<bool> failed{false};
   std::mutex mu;
   Status first;
   int threads = std::max(1, std::min<int>(jobs, static_cast<int>(n)));
   std::vector<std::thread> workers;
   for (int w = 0; w < threads; ++w) {
     workers.emplace_back([&, w] {
-      while (!failed.load()) {
+      while (!failed->load()) {
         size_t i = next.fetch_add(1);
         if (i >= n) return;
         Status s = fn(i, w);
         if (!s.ok()) {
           std::lock_guard<std::mutex> lock(mu);
           if (first.ok()) first = s;
-          failed = true;
+          *failed = true;
         }
       }
     });
@@ -88,12 +89,14 @@ core::Result<uint64_t> JsonOffset(const std::string& body) {
 // One worker's connection and chunk buffer.
 class Uploader {
  public:
-  Uploader(const PushOptions& options, UploadState* state, Counters* counters, Progress* progress)
+  Uploader(const PushOptions& options, UploadState* state, Counters* counters, Progress* progress,
+           const std::atomic<bool>* stop)
       : options_(options),
         http_(options.server),
         state_(state),
         counters_(counters),
-        progress_(progress) {}
+        progress_(progress),
+        stop_(stop) {}
 
   Status Upload(const Blob& blob);
   // Sends the blob without asking first (it is known to be missing).
@@ -118,6 +121,7 @@ class Uploader {
   UploadState* state_;
   Counters* counters_;
   Progress* progress_;
+  const std::atomic<bool>* stop_;  // another worker failed
   std::string buffer_;
 };
 
@@ -229,7 +233,9 @@ Status Uploader::Chunked(const Blob& blob) {
   int mismatches = 0;
   bool need_sync = false;
   while (true) {
+    if (stop_->load()) return core::Cancelled("upload " + digest + " stopped");
     if (need_sync) {
+      const uint64_t before = offset;
       // The last PATCH may or may not have been committed: ask.
       HttpRequest get{.method = "GET", .path = "/api/v1/uploads/" + id};
       auto r = http_.Perform(get);
@@ -249,6 +255,9 @@ Status Uploader::Chunked(const Blob& blob) {
         return ErrorFromResponse(*r).Annotate("upload " + digest);
       } else {
         ASSIGN_OR_RETURN(offset, JsonOffset(r->body));
+        // Another client feeding the same session (a second push of the
+        // same blob) moves the offset: that is progress, not a loop.
+        if (offset > before) mismatches = 0;
       }
       need_sync = false;
     }
@@ -391,7 +400,8 @@ core::Result<std::vector<HashedFile>> HashFiles(const std::vector<LocalFile>& fi
   std::vector<HashedFile> out(files.size());
   int threads = std::max(1, jobs);
   std::vector<std::vector<char>> buffers(threads);
-  Status s = ParallelFor(files.size(), threads, [&](size_t i, int worker) -> Status {
+  std::atomic<bool> failed{false};
+  Status s = ParallelFor(files.size(), threads, &failed, [&](size_t i, int worker) -> Status {
     auto& buf = buffers[worker];
     if (buf.empty()) buf.resize(1 << 20);
     ASSIGN_OR_RETURN(core::Digest d, HashOne(files[i], buf, on_bytes));
@@ -461,14 +471,16 @@ core::Result<PushResult> Push(const std::string& path, const Reference& ref,
   std::unique_ptr<UploadState> state;
   if (!options.state_dir.empty()) state = std::make_unique<UploadState>(options.state_dir);
   Counters counters;
+  std::atomic<bool> failed{false};
   Progress progress("uploading", result.bytes_total, options.progress);
   progress.Start();
   int threads = std::max(1, options.jobs);
   std::vector<std::unique_ptr<Uploader>> uploaders;
   for (int i = 0; i < threads; ++i) {
-    uploaders.push_back(std::make_unique<Uploader>(options, state.get(), &counters, &progress));
+    uploaders.push_back(
+        std::make_unique<Uploader>(options, state.get(), &counters, &progress, &failed));
   }
-  RETURN_IF_ERROR(ParallelFor(blobs.size(), threads, [&](size_t i, int worker) {
+  RETURN_IF_ERROR(ParallelFor(blobs.size(), threads, &failed, [&](size_t i, int worker) {
     return uploaders[worker]->Upload(blobs[i]);
   }));
 

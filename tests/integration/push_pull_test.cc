@@ -203,6 +203,27 @@ TEST_CASE("a single file is pushed under its base name", "[integration]") {
   CHECK(v["manifest"]["config"]["mediaType"] == "application/vnd.cncf.model.config.v1+json");
 }
 
+TEST_CASE("two sigil pushes of the same files at once both succeed", "[integration]") {
+  Env e;
+  std::string model = e.tmp.Sub("m");
+  WriteRandomFile(model + "/big.bin", 12 * (1 << 20), 31);
+  WriteRandomFile(model + "/mid.bin", 5 * (1 << 20) + 1, 32);
+  // Same user, same resume state: the two may even feed one session.
+  std::string dir_a = e.tmp.Sub("a"), dir_b = e.tmp.Sub("b");
+  REQUIRE(core::MakeDirs(dir_a).ok());
+  REQUIRE(core::MakeDirs(dir_b).ok());
+  pid_t a = StartSigil({"--server", e.server.url(), "push", model, "r/m:a"}, e.env, dir_a);
+  pid_t b = StartSigil({"--server", e.server.url(), "push", model, "r/m:b"}, e.env, dir_b);
+  RunResult ra = WaitSigil(a, dir_a), rb = WaitSigil(b, dir_b);
+  INFO(ra.err << rb.err);
+  REQUIRE(ra.exit_code == 0);
+  REQUIRE(rb.exit_code == 0);
+  CHECK(ra.out == rb.out);
+  std::string out = e.tmp.Sub("out");
+  e.SigilJson({"pull", "r/m:b", out});
+  RequireSameTree(model, out);
+}
+
 TEST_CASE("small files go through sessions when the server's chunk_max is smaller", "[integration]") {
   TempDir tmp;
   Sigild server(tmp.Sub("data"), {"--chunk-max", "65536"});

@@ -337,3 +337,47 @@ TEST_CASE("onnx: external data is checked against the version's files", "[scanne
 
 }  // namespace
 }  // namespace sigil::scanner
+
+namespace sigil::scanner {
+namespace {
+
+TEST_CASE("corpus: truncation and random corruption of every format never crash", "[scanner]") {
+  testing::Pickle evil(4);
+  evil.Frame(20).Str("os").Memoize().Str("system").Memoize().StackGlobal().Str("id").Tuple1()
+      .Reduce().Stop();
+  testing::ZipMember deflated("archive/data.pkl", testing::TorchDataPkl(2));
+  deflated.deflate = true;
+  std::vector<std::string> corpus = {
+      Safetensors(kTwoTensors, 22),
+      BenignGguf().Build(),
+      testing::Npy("{'descr': [('a', '<f4'), ('b', '|O')], 'fortran_order': False, 'shape': (1,), }",
+                   evil.bytes()),
+      OnnxModel("weights.bin", "16", true),
+      testing::BuildZip({deflated, {"archive/data/0", std::string(64, 'x')}}, true),
+      testing::BuildTar({{"pickle", evil.bytes(), '0'}, {"storages", "K\x01.", '0'}}),
+      evil.bytes(),
+      "cos\nsystem\n(S'echo pwned'\ntR.",
+  };
+  uint32_t seed = 7;
+  auto next = [&seed] {
+    seed = seed * 1664525u + 1013904223u;
+    return seed >> 8;
+  };
+  for (const std::string& item : corpus) {
+    for (size_t n = 0; n <= item.size(); ++n) {
+      FileReport r = ScanBytes(std::string_view(item).substr(0, n));
+      CHECK(r.size == n);
+    }
+    for (int i = 0; i < 2000; ++i) {
+      std::string m = item;
+      for (uint32_t k = 0, flips = 1 + next() % 6; k < flips; ++k) {
+        m[next() % m.size()] = static_cast<char>(next() & 0xff);
+      }
+      FileReport r = ScanBytes(m);
+      CHECK(r.size == m.size());
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sigil::scanner

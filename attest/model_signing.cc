@@ -414,6 +414,8 @@ Result<std::string> SignModelManifest(const ModelManifest& manifest, const signi
   }
   ASSIGN_OR_RETURN(std::string payload, ModelStatement(manifest));
   ASSIGN_OR_RETURN(signing::Envelope env, signing::SignEnvelope(kInTotoPayloadType, payload, {key}));
+  // The reference signer leaves keyid empty; the key travels as the hint.
+  env.signatures[0].keyid.clear();
   Json bundle = {{"mediaType", kBundleMediaTypeV03},
                  {"verificationMaterial",
                   {{"publicKey", {{"hint", key.key_id()}}}, {"tlogEntries", Json::array()}}},

@@ -1,8 +1,11 @@
 #include "signing/keys.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <array>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -369,18 +372,29 @@ Status SavePrivateKey(const PrivateKey& key, const std::string& path, std::strin
 }
 
 Result<PrivateKey> LoadPrivateKey(const std::string& path, std::string_view passphrase) {
-  ASSIGN_OR_RETURN(std::string pem, core::ReadFile(path, kMaxPemBytes));
+  // One descriptor for the mode check and the read, so the file checked is
+  // the file read.
+  core::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return core::ErrnoStatus(errno, "open " + path);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return core::ErrnoStatus(errno, "stat " + path);
+  if (static_cast<uint64_t>(st.st_size) > kMaxPemBytes) return KeyInvalid(path + " is too large for a key");
+  std::string pem(static_cast<size_t>(st.st_size), '\0');
+  size_t got = 0;
+  while (got < pem.size()) {
+    ASSIGN_OR_RETURN(size_t n, core::PreadSome(fd.get(), pem.data() + got, pem.size() - got, got));
+    if (n == 0) break;
+    got += n;
+  }
+  pem.resize(got);
   bool encrypted = pem.find("-----BEGIN ENCRYPTED PRIVATE KEY-----") != std::string::npos;
-  if (!encrypted) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) return core::ErrnoStatus(errno, "stat " + path);
-    if ((st.st_mode & 077) != 0) {
-      char mode[8];
-      std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
-      return core::PermissionDenied("unencrypted private key " + path + " has mode " + mode +
-                                        "; it must not be readable by group or others (chmod 600)",
-                                    "KEY_FILE_MODE");
-    }
+  if (!encrypted && (st.st_mode & 077) != 0) {
+    std::fill(pem.begin(), pem.end(), '\0');
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return core::PermissionDenied("unencrypted private key " + path + " has mode " + mode +
+                                      "; it must not be readable by group or others (chmod 600)",
+                                  "KEY_FILE_MODE");
   }
   auto key = PrivateKey::FromPem(pem, passphrase);
   std::fill(pem.begin(), pem.end(), '\0');

@@ -215,6 +215,7 @@ TEST_CASE("a signed model verifies and the bundle has the v0.3 shape", "[attest]
   CHECK(b["verificationMaterial"]["tlogEntries"] == Json::array());
   CHECK(b["dsseEnvelope"]["payloadType"] == "application/vnd.in-toto+json");
   REQUIRE(b["dsseEnvelope"]["signatures"].size() == 1);
+  CHECK_FALSE(b["dsseEnvelope"]["signatures"][0].contains("keyid"));  // as the reference signer
   auto sig = signing::Base64Decode(b["dsseEnvelope"]["signatures"][0]["sig"].get<std::string>());
   REQUIRE(sig.ok());
   CHECK(static_cast<unsigned char>((*sig)[0]) == 0x30);  // DER

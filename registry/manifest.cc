@@ -1,9 +1,8 @@
 #include "registry/manifest.h"
 
+#include <nlohmann/json.hpp>
 #include <set>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 #include "core/json.h"
 #include "registry/names.h"
@@ -60,8 +59,7 @@ class DuplicateKeyFinder : public nlohmann::json_sax<Json> {
   std::optional<std::string> duplicate_;
 };
 
-core::Result<std::map<std::string, std::string>> ParseAnnotations(const Json& v,
-                                                                  const std::string& where) {
+core::Result<std::map<std::string, std::string>> ParseAnnotations(const Json& v, const std::string& where) {
   if (!v.is_object()) return Invalid(where + " must be an object");
   std::map<std::string, std::string> out;
   for (const auto& [key, value] : v.items()) {
@@ -106,8 +104,7 @@ core::Result<Descriptor> ParseDescriptor(const Json& v, const std::string& where
 // path, unique, and no title may be a directory holding another ("a" and
 // "a/b" cannot both be files).
 core::Status CheckTitles(const Manifest& m) {
-  bool needs_titles =
-      m.artifact_type == kModelArtifactType || m.artifact_type == kToolArtifactType;
+  bool needs_titles = m.artifact_type == kModelArtifactType || m.artifact_type == kToolArtifactType;
   std::set<std::string_view> titles;
   for (size_t i = 0; i < m.layers.size(); ++i) {
     std::string where = "layers[" + std::to_string(i) + "]";

@@ -15,8 +15,8 @@ constexpr size_t kMaxLabelValue = 1024;
 // Route words of docs/api.md: a repository component with one of these names
 // would make /api/v1/models/{repo}/... ambiguous.
 constexpr std::string_view kReservedComponents[] = {
-    "versions", "aliases", "labels", "files", "blobs", "uploads", "manifest",
-    "attestations", "evaluations", "promotions", "referrers", "scan", "sign",
+    "versions",     "aliases",     "labels",     "files",     "blobs", "uploads", "manifest",
+    "attestations", "evaluations", "promotions", "referrers", "scan",  "sign",
 };
 
 bool IsLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
@@ -136,8 +136,8 @@ core::Status ValidateTag(std::string_view tag) {
     ok = IsAlnum(c) || c == '_' || c == '.' || c == '-';
   }
   if (!ok) {
-    return core::InvalidArgument(
-        "tag " + Quote(tag) + " does not match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}", "TAG_INVALID");
+    return core::InvalidArgument("tag " + Quote(tag) + " does not match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}",
+                                 "TAG_INVALID");
   }
   return core::OkStatus();
 }
@@ -177,9 +177,9 @@ core::Status ValidateLabel(std::string_view key, std::string_view value) {
                                  "LABEL_INVALID");
   }
   if (value.size() > kMaxLabelValue) {
-    return core::InvalidArgument("label " + Quote(key) + " has a value longer than " +
-                                     std::to_string(kMaxLabelValue) + " bytes",
-                                 "LABEL_INVALID");
+    return core::InvalidArgument(
+        "label " + Quote(key) + " has a value longer than " + std::to_string(kMaxLabelValue) + " bytes",
+        "LABEL_INVALID");
   }
   for (size_t i = 0; i < value.size();) {
     uint32_t cp = 0;

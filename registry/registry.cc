@@ -2,10 +2,9 @@
 
 #include <algorithm>
 #include <charconv>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 #include "core/json.h"
 #include "registry/names.h"
@@ -95,7 +94,8 @@ struct Reader {
   }
   core::Result<std::map<std::string, std::string>> StringMap(const Json& o, std::string_view field) const {
     auto it = o.find(std::string(field));
-    if (it == o.end() || !it->is_object()) return Corrupt(cf, what, "'" + std::string(field) + "' is not an object");
+    if (it == o.end() || !it->is_object())
+      return Corrupt(cf, what, "'" + std::string(field) + "' is not an object");
     std::map<std::string, std::string> out;
     for (const auto& [k, v] : it->items()) {
       if (!v.is_string()) return Corrupt(cf, what, "'" + std::string(field) + "' holds a non-string");
@@ -111,10 +111,10 @@ struct RepoRecord {
   Residency residency;
 
   std::string Dump() const {
-    return core::DumpJson({{"created", created},
-                           {"labels", labels},
-                           {"residency", {{"region", residency.region},
-                                          {"classification", residency.classification}}}});
+    return core::DumpJson(
+        {{"created", created},
+         {"labels", labels},
+         {"residency", {{"region", residency.region}, {"classification", residency.classification}}}});
   }
   static core::Result<RepoRecord> Parse(std::string_view repo, std::string_view text) {
     Reader r{kReposCf, repo};
@@ -235,7 +235,8 @@ core::Result<TagRecord> LoadVersion(storage::MetaStore* meta, std::string_view r
 // NAME_TAKEN, a version holding another digest is TAG_IMMUTABLE. Returns the
 // stored record when the version already holds digest.
 core::Result<std::optional<TagRecord>> CheckVersionName(storage::MetaStore* meta, std::string_view repo,
-                                                        std::string_view version, const core::Digest& digest) {
+                                                        std::string_view version,
+                                                        const core::Digest& digest) {
   auto alias = meta->Get(kTagsCf, AliasKey(repo, version));
   if (alias.ok()) {
     return core::AlreadyExists("'" + std::string(version) + "' is an alias of '" + std::string(repo) + "'",
@@ -421,8 +422,8 @@ core::Result<VersionInfo> Registry::PutVersion(std::string_view repo, std::strin
   RETURN_IF_ERROR(ValidateTag(version));
   RETURN_IF_ERROR(ValidateLabels(labels));
   if (manifest_bytes.size() > kMaxManifestBytes) {
-    return core::ResourceExhausted(
-        "manifest larger than " + std::to_string(kMaxManifestBytes) + " bytes", "MANIFEST_TOO_LARGE");
+    return core::ResourceExhausted("manifest larger than " + std::to_string(kMaxManifestBytes) + " bytes",
+                                   "MANIFEST_TOO_LARGE");
   }
   ASSIGN_OR_RETURN(Manifest manifest, ParseManifest(manifest_bytes));
   core::Digest digest = core::Sha256::Of(manifest_bytes);
@@ -612,7 +613,8 @@ core::Result<Page<RepoInfo>> Registry::ListRepos(std::string_view page_token, si
     ASSIGN_OR_RETURN(uint64_t count, CountVersions(options_.meta, name));
     page.items.push_back({name, rec.created, rec.labels, rec.residency, count});
   }
-  if (rows.size() > limit) page.next = core::HexEncode(rows[limit - 1].first.data(), rows[limit - 1].first.size());
+  if (rows.size() > limit)
+    page.next = core::HexEncode(rows[limit - 1].first.data(), rows[limit - 1].first.size());
   return page;
 }
 
@@ -674,7 +676,8 @@ core::Status Registry::SetVersionState(std::string_view repo, std::string_view v
   return options_.meta->Put(kTagsCf, VersionKey(repo, version), tag.Dump());
 }
 
-core::Result<AliasInfo> Registry::SetAlias(std::string_view repo, std::string_view alias, std::string_view ref) {
+core::Result<AliasInfo> Registry::SetAlias(std::string_view repo, std::string_view alias,
+                                           std::string_view ref) {
   RETURN_IF_ERROR(ValidateRepoName(repo));
   RETURN_IF_ERROR(ValidateTag(alias));
   std::lock_guard write_lock(write_mu_);

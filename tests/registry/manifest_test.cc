@@ -1,10 +1,9 @@
 #include "registry/manifest.h"
 
-#include <functional>
-#include <string>
-
 #include <catch2/catch.hpp>
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "core/json.h"
 
@@ -136,12 +135,14 @@ TEST_CASE("malformed manifests are refused naming the problem", "[registry]") {
        "layers[0].size must be a non-negative integer"},
       {"fractional size", [](Json& j) { j["layers"][0]["size"] = 1.5; },
        "layers[0].size must be a non-negative integer"},
-      {"string size", [](Json& j) { j["config"]["size"] = "2"; }, "config.size must be a non-negative integer"},
+      {"string size", [](Json& j) { j["config"]["size"] = "2"; },
+       "config.size must be a non-negative integer"},
       {"missing size", [](Json& j) { j["layers"][1].erase("size"); },
        "layers[1].size must be a non-negative integer"},
       {"huge size", [](Json& j) { j["layers"][0]["size"] = UINT64_MAX; }, "layers[0].size is too large"},
       {"annotation number", [&](Json& j) { j["layers"][0]["annotations"][title] = 3; }, "must be a string"},
-      {"annotations array", [](Json& j) { j["annotations"] = Json::array(); }, "annotations must be an object"},
+      {"annotations array", [](Json& j) { j["annotations"] = Json::array(); },
+       "annotations must be an object"},
       {"missing title", [](Json& j) { j["layers"][1].erase("annotations"); },
        "layers[1] has no org.opencontainers.image.title"},
       {"missing title (tool)",
@@ -152,8 +153,7 @@ TEST_CASE("malformed manifests are refused naming the problem", "[registry]") {
        "layers[0] has no org.opencontainers.image.title"},
       {"duplicate titles", [&](Json& j) { j["layers"][1]["annotations"][title] = "model.safetensors"; },
        "repeats the title 'model.safetensors'"},
-      {"escaping title", [&](Json& j) { j["layers"][1]["annotations"][title] = "../x"; },
-       "layers[1] title"},
+      {"escaping title", [&](Json& j) { j["layers"][1]["annotations"][title] = "../x"; }, "layers[1] title"},
       {"absolute title", [&](Json& j) { j["layers"][0]["annotations"][title] = "/etc/passwd"; },
        "layers[0] title"},
       {"empty title", [&](Json& j) { j["layers"][0]["annotations"][title] = ""; }, "layers[0] title"},
@@ -175,7 +175,10 @@ TEST_CASE("malformed manifests are refused naming the problem", "[registry]") {
          j["layers"][1]["annotations"][title] = "a/b";
        },
        "title 'a/b' is a directory of 'a/b/c'"},
-      {"bad subject", [](Json& j) { j["subject"] = {{"mediaType", "x"}, {"digest", "sha256:00"}, {"size", 1}}; },
+      {"bad subject",
+       [](Json& j) {
+         j["subject"] = {{"mediaType", "x"}, {"digest", "sha256:00"}, {"size", 1}};
+       },
        "subject.digest"},
       {"too many layers",
        [](Json& j) {

@@ -1,8 +1,7 @@
 #include "registry/names.h"
 
-#include <string>
-
 #include <catch2/catch.hpp>
+#include <string>
 
 namespace sigil::registry {
 namespace {
@@ -150,9 +149,9 @@ TEST_CASE("labels have bounded keys and printable values", "[registry]") {
       {"team", "line\nbreak", false},
       {"team", "tab\there", false},
       {"team", "del\x7f", false},
-      {"team", "\xc2\x85", false},  // NEL, a C1 control
-      {"team", "\xff", false},      // not UTF-8
-      {"team", "\xc0\xaf", false},  // overlong '/'
+      {"team", "\xc2\x85", false},      // NEL, a C1 control
+      {"team", "\xff", false},          // not UTF-8
+      {"team", "\xc0\xaf", false},      // overlong '/'
       {"team", "\xed\xa0\x80", false},  // a surrogate
   };
   for (const auto& c : cases) {

@@ -1,15 +1,14 @@
 #include "registry/registry.h"
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <catch2/catch.hpp>
-#include <nlohmann/json.hpp>
 
 #include "core/json.h"
 #include "storage/fs_blob_store.h"
@@ -220,7 +219,8 @@ TEST_CASE("a pushed version resolves by version, alias and digest", "[registry]"
   CheckError(env.reg.Resolve("health/other", "1.4.0").status(), core::Code::kNotFound, "REPO_UNKNOWN");
   CheckError(env.reg.Resolve("health", "1.4.0").status(), core::Code::kNotFound, "REPO_UNKNOWN");
   CheckError(env.reg.Resolve("Health", "1.4.0").status(), core::Code::kInvalidArgument, "NAME_INVALID");
-  CheckError(env.reg.Resolve("health/triage-llm", "a/b").status(), core::Code::kInvalidArgument, "TAG_INVALID");
+  CheckError(env.reg.Resolve("health/triage-llm", "a/b").status(), core::Code::kInvalidArgument,
+             "TAG_INVALID");
   CheckError(env.reg.GetRepo("nope").status(), core::Code::kNotFound, "REPO_UNKNOWN");
 }
 
@@ -240,9 +240,9 @@ TEST_CASE("a push naming absent blobs lists them and records nothing", "[registr
   CheckError(r.status(), core::Code::kInvalidArgument, "BLOB_UNKNOWN");
   auto detail = core::ParseJson(r.status().detail());
   REQUIRE(detail.ok());
-  CHECK((*detail)["missing"] == core::Json::array({m.config.digest.ToString(),
-                                                   core::Sha256::Of("absent-1").ToString(),
-                                                   core::Sha256::Of("absent-2").ToString()}));
+  CHECK((*detail)["missing"] ==
+        core::Json::array({m.config.digest.ToString(), core::Sha256::Of("absent-1").ToString(),
+                           core::Sha256::Of("absent-2").ToString()}));
   CheckError(env.reg.GetRepo("team/model").status(), core::Code::kNotFound, "REPO_UNKNOWN");
   CHECK_FALSE(env.blobs.Has(core::Sha256::Of(manifest)));
 
@@ -385,8 +385,8 @@ TEST_CASE("aliases move, list, and follow other aliases to a version", "[registr
 TEST_CASE("versions list newest first across pages", "[registry]") {
   Env env;
   // Pushed in this order; "b" and "c" share a timestamp and so list by name.
-  std::vector<std::pair<std::string, int64_t>> pushes = {
-      {"a", 1}, {"c", 2}, {"b", 0}, {"d", 1}, {"e", 0}, {"f", 3}, {"g", 1}};
+  std::vector<std::pair<std::string, int64_t>> pushes = {{"a", 1}, {"c", 2}, {"b", 0}, {"d", 1},
+                                                         {"e", 0}, {"f", 3}, {"g", 1}};
   for (const auto& [name, advance] : pushes) {
     env.clock.Advance(advance * kSecond);
     env.Push("team/model", name, env.Model({{"w", name}}));
@@ -696,7 +696,8 @@ TEST_CASE("GC running alongside pushes never strands a version", "[registry]") {
         m.config = Env::Describe(config, "");
         m.config.annotations.clear();
         std::map<core::Digest, std::string> contents = {{m.config.digest, config}};
-        for (const std::string& file : {"own-" + tag, std::string("shared-by-all"), "every-tenth-" + std::to_string(i % 10)}) {
+        for (const std::string& file :
+             {"own-" + tag, std::string("shared-by-all"), "every-tenth-" + std::to_string(i % 10)}) {
           m.layers.push_back(Env::Describe(file, "f/" + std::to_string(m.layers.size())));
           contents[m.layers.back().digest] = file;
         }

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <mutex>
 #include <set>
+#include <system_error>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -97,6 +98,40 @@ bool KeyLess(const ResourceKey& a, const ResourceKey& b) {
   return a.end < b.end;
 }
 
+bool ValidUtf8(std::string_view s) {
+  static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+  size_t i = 0;
+  while (i < s.size()) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t extra;
+    uint32_t cp;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      extra = 1;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      extra = 2;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      extra = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (s.size() - i <= extra) return false;
+    for (size_t k = 1; k <= extra; ++k) {
+      unsigned char cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    if (cp < kMin[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += extra + 1;
+  }
+  return true;
+}
+
 // Names must stay inside the model: relative, no empty or '..' components.
 Status CheckResourceName(std::string_view path) {
   auto bad = [&](const char* why) {
@@ -116,6 +151,7 @@ Status CheckResourceName(std::string_view path) {
     begin = slash + 1;
   }
   if (path.find('\0') != std::string_view::npos) return bad("holds a NUL byte");
+  if (!ValidUtf8(path)) return bad("is not valid UTF-8");
   return core::OkStatus();
 }
 
@@ -264,7 +300,11 @@ Result<std::vector<std::string>> HashAll(const std::vector<FileEntry>& files,
   size_t n = static_cast<size_t>(std::max(1, threads));
   n = std::min(n, std::max<size_t>(1, items.size()));
   std::vector<std::thread> pool;
-  for (size_t t = 1; t < n; ++t) pool.emplace_back(worker);
+  try {
+    for (size_t t = 1; t < n; ++t) pool.emplace_back(worker);
+  } catch (const std::system_error&) {
+    // No more threads to be had: the ones started (and this one) share the work.
+  }
   worker();
   for (std::thread& t : pool) t.join();
   if (!first_error.ok()) return first_error;
@@ -420,7 +460,7 @@ Result<std::string> SignModelManifest(const ModelManifest& manifest, const signi
                  {"verificationMaterial",
                   {{"publicKey", {{"hint", key.key_id()}}}, {"tlogEntries", Json::array()}}},
                  {"dsseEnvelope", signing::EnvelopeToJson(env)}};
-  return bundle.dump(2) + "\n";
+  return bundle.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
 Status SignModel(const std::string& model_path, const signing::PrivateKey& key,

@@ -154,7 +154,7 @@ std::string TrustStore::Serialize() const {
     if (k.revoked_at_micros) e["revoked_at"] = core::FormatRfc3339(*k.revoked_at_micros);
     list.push_back(std::move(e));
   }
-  return Json{{"keys", std::move(list)}}.dump(2) + "\n";
+  return Json{{"keys", std::move(list)}}.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
 Status TrustStore::Save(const std::string& path) {

@@ -176,6 +176,18 @@ TEST_CASE("shards serialization names byte ranges", "[attest][oms]") {
   CHECK(order == std::vector<std::string>{"a/b:0:8", "a/b:8:16", "a/b:16:24", "a-b:0:8", "a.txt:0:8"});
 }
 
+TEST_CASE("file names that JSON cannot carry faithfully are refused", "[attest][oms]") {
+  testing::TempDir dir;
+  Write(dir.Sub("m/ok-\xc3\xa9"), "x");  // UTF-8 e-acute is fine
+  auto m = SerializeModel(dir.Sub("m"), {});
+  REQUIRE(m.ok());
+  CHECK(Names(*m) == std::vector<std::string>{"ok-\xc3\xa9"});
+  Write(dir.Sub("m/bad-\xff"), "y");
+  auto r = SerializeModel(dir.Sub("m"), {});
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().reason() == "MODEL_RESOURCE_NAME");
+}
+
 TEST_CASE("symlinks are refused unless allowed", "[attest][oms]") {
   testing::TempDir dir;
   std::string model = dir.Sub("m");

@@ -1,8 +1,9 @@
 #include "registry/manifest.h"
 
-#include <nlohmann/json.hpp>
 #include <set>
 #include <utility>
+
+#include <nlohmann/json.hpp>
 
 #include "core/json.h"
 #include "registry/names.h"

@@ -2,9 +2,10 @@
 
 #include <algorithm>
 #include <charconv>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <utility>
+
+#include <nlohmann/json.hpp>
 
 #include "core/json.h"
 #include "registry/names.h"

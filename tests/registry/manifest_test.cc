@@ -1,9 +1,10 @@
 #include "registry/manifest.h"
 
-#include <catch2/catch.hpp>
 #include <functional>
-#include <nlohmann/json.hpp>
 #include <string>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include "core/json.h"
 

@@ -1,7 +1,8 @@
 #include "registry/names.h"
 
-#include <catch2/catch.hpp>
 #include <string>
+
+#include <catch2/catch.hpp>
 
 namespace sigil::registry {
 namespace {

@@ -1,14 +1,15 @@
 #include "registry/registry.h"
 
 #include <atomic>
-#include <catch2/catch.hpp>
 #include <map>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include "core/json.h"
 #include "storage/fs_blob_store.h"

@@ -172,7 +172,7 @@ TEST_CASE("SLSA provenance v1 builds and parses", "[attest][slsa]") {
   CHECK(back->internal_parameters_json.empty());
 }
 
-TEST_CASE("SLSA provenance requires buildType, externalParameters and builder.id", "[attest][slsa]") {
+TEST_CASE("SLSA provenance requires buildType and externalParameters and builder.id", "[attest][slsa]") {
   Provenance no_type = SampleProvenance();
   no_type.build_type.clear();
   CHECK(BuildProvenance(no_type).status().reason() == "PROVENANCE_INVALID");

@@ -35,7 +35,7 @@ TEST_CASE("PAE matches the DSSE spec example", "[signing][dsse]") {
   CHECK(Pae("", "") == "DSSEv1 0  0 ");
 }
 
-TEST_CASE("DSSE spec vector verifies (raw r||s, no keyid)", "[signing][dsse]") {
+TEST_CASE("DSSE spec vector verifies (raw r||s and no keyid)", "[signing][dsse]") {
   Json v = Vector();
   PublicKey key = VectorPublicKey(v);
   CHECK(key.algorithm() == Algorithm::kEcdsaP256Sha256);
@@ -73,7 +73,7 @@ TEST_CASE("DSSE vector private key signs DER that verifies", "[signing][dsse]") 
   CHECK(VerifyEnvelope(*reparsed, {pub}).ok());
 }
 
-TEST_CASE("DSSE base64 may be URL-safe or unpadded; keyid absent, null and empty alike",
+TEST_CASE("DSSE base64 may be URL-safe or unpadded and keyid absent or null or empty alike",
           "[signing][dsse]") {
   Json v = Vector();
   PublicKey key = VectorPublicKey(v);

@@ -28,7 +28,7 @@ TEST_CASE("algorithm names round-trip", "[signing]") {
   CHECK(bad.status().reason() == "KEY_ALGORITHM");
 }
 
-TEST_CASE("generated keys sign and verify; other messages and keys fail", "[signing]") {
+TEST_CASE("generated keys sign and verify and other messages and keys fail", "[signing]") {
   for (Algorithm a : kAll) {
     INFO(AlgorithmName(a));
     auto key = PrivateKey::Generate(a);
@@ -210,7 +210,7 @@ TEST_CASE("public key files round-trip", "[signing]") {
   CHECK(LoadPublicKey(dir.Sub("junk.pem")).status().reason() == "KEY_INVALID");
 }
 
-TEST_CASE("passphrase comes from the environment, then the file", "[signing]") {
+TEST_CASE("passphrase comes from the environment and then the file", "[signing]") {
   testing::TempDir dir;
   REQUIRE(core::WriteFileAtomic(dir.Sub("pass"), "from file\n").ok());
   ::unsetenv(kPassphraseEnv);

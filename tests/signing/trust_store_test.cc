@@ -132,7 +132,7 @@ TEST_CASE("a revoked key's signatures no longer count", "[signing][trust]") {
   CHECK(f.store.Revoke(std::string(64, 'b'), kNow).code() == Code::kNotFound);
 }
 
-TEST_CASE("trust store saves, loads and reloads", "[signing][trust]") {
+TEST_CASE("trust store saves and loads and reloads", "[signing][trust]") {
   testing::TempDir dir;
   Fixture f;
   std::string path = dir.Sub("trust.json");

@@ -104,6 +104,10 @@ void AnalyzeOnnx(const ByteSource& src, const Context& ctx);
 void AnalyzeKerasConfig(const ByteSource& src, const Context& ctx);
 // Archives: returns kTorchZip, kTorchScript, kNumpyZip, kKeras or kZip.
 Format AnalyzeZip(const ByteSource& src, const Context& ctx);
+// True when the end of the data holds a zip end record pointing at a
+// central directory: zip readers that search from the end (Python's
+// zipfile, Keras) see an archive whatever the first bytes are.
+bool HasZipDirectory(const ByteSource& src);
 // Returns kTorchLegacy (tar layout) or kTar.
 Format AnalyzeTar(const ByteSource& src, const Context& ctx);
 // A first 512-byte block with a valid tar checksum.

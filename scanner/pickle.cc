@@ -859,7 +859,10 @@ void RecordPickleOutcome(PickleOutcome outcome, const Context& ctx) {
     state.findings.push_back(std::move(f));
   }
   for (size_t i = 0; i < outcome.dropped; ++i) state.Drop(outcome.dropped_max, false);
-  state.globals.insert(outcome.globals.begin(), outcome.globals.end());
+  for (const std::string& g : outcome.globals) {
+    if (state.globals.size() >= kMaxGlobals) break;
+    state.globals.insert(g);
+  }
   if (outcome.error && !state.timed_out) {
     if (outcome.limit) {
       ctx.Malformed("limit.pickle", "pickle analysis stopped: " + outcome.error_message,

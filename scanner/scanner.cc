@@ -196,6 +196,16 @@ FileReport Scan(const ByteSource& src, const ScanOptions& options, std::string p
   report.path = std::move(path);
   report.size = src.size();
   report.format = AnalyzeAny(src, ctx);
+  bool zip_family = report.format == Format::kZip || report.format == Format::kTorchZip ||
+                    report.format == Format::kTorchScript || report.format == Format::kNumpyZip ||
+                    report.format == Format::kKeras;
+  if (!zip_family && HasZipDirectory(src)) {
+    // A polyglot: torch.load and numpy go by the first bytes, zipfile and
+    // Keras by the end record. Scan what the zip readers would see too.
+    ctx.Add(Severity::kHigh, "format.polyglot",
+            "the file is also a zip archive: readers that look at its end see other content", 0);
+    AnalyzeZip(src, ctx.Member("(zip view)"));
+  }
   report.findings = std::move(state.findings);
   if (state.dropped_findings > 0) {
     Finding f;

@@ -258,6 +258,13 @@ class ZipAnalyzer {
                "bytes between the central directory and the end record: readers locate "
                "members differently",
                cd_offset_ + cd_size_);
+      std::string sig;
+      bool at_offset = Read(cd_offset_, 4, &sig) && Le32(sig, 0) == kCentralSig;
+      if (!at_offset && Read(directory_end - cd_size_, 4, &sig) && Le32(sig, 0) == kCentralSig) {
+        // Only the shifted view is an archive (data was prepended): read that.
+        shift_ = directory_end - cd_size_ - cd_offset_;
+        cd_offset_ += shift_;
+      }
     }
     if (entries > opts_.max_zip_entries) {
       ctx_.Malformed("limit.zip_entries",
@@ -306,6 +313,11 @@ class ZipAnalyzer {
       e.local_offset = local;
       e.external_attr = ext;
       ApplyZip64(extra, size == 0xffffffff, comp == 0xffffffff, local == 0xffffffff, &e);
+      if (e.local_offset > UINT64_MAX - shift_) {
+        ctx_.Malformed("zip.bad_central_directory", "entry offset overflows", at);
+        return false;
+      }
+      e.local_offset += shift_;
       entries_.push_back(std::move(e));
     }
     if (!c.AtEnd()) {
@@ -659,6 +671,7 @@ class ZipAnalyzer {
   const ScanOptions& opts_;
   uint64_t cd_offset_ = 0;
   uint64_t cd_size_ = 0;
+  uint64_t shift_ = 0;  // bytes prepended to the archive (Python's zipfile view)
   std::vector<Entry> entries_;
   bool torchscript_ = false;
   bool keras_ = false;
@@ -667,6 +680,29 @@ class ZipAnalyzer {
 };
 
 }  // namespace
+
+bool HasZipDirectory(const ByteSource& src) {
+  uint64_t size = src.size();
+  if (size < kEndSize) return false;
+  uint64_t window = std::min<uint64_t>(size, kEndSize + kMaxComment);
+  std::string tail;
+  if (!ReadRange(src, size - window, window, &tail)) return false;
+  for (size_t i = tail.size() - kEndSize + 1; i-- > 0;) {
+    if (Le32(tail, i) != kEndSig) continue;
+    uint64_t end_pos = size - window + i;
+    uint64_t cd_size = Le32(tail, i + 12);
+    uint64_t cd_offset = Le32(tail, i + 16);
+    std::string sig;
+    if (cd_size == 0xffffffff || cd_offset == 0xffffffff) return true;  // zip64: trust it
+    if (cd_size < 46 || cd_size > end_pos) return false;
+    // Where miniz looks, or where Python's zipfile looks when data was prepended.
+    for (uint64_t at : {cd_offset, end_pos - cd_size}) {
+      if (ReadRange(src, at, 4, &sig) && Le32(sig, 0) == kCentralSig) return true;
+    }
+    return false;
+  }
+  return false;
+}
 
 Format AnalyzeZip(const ByteSource& src, const Context& ctx) {
   return ZipAnalyzer(src, ctx).Run();

@@ -259,6 +259,37 @@ TEST_CASE("zip: npz and keras archives", "[scanner]") {
   CHECK(r.verdict == Verdict::kBlocked);
 }
 
+TEST_CASE("zip: a pickle that is also a zip archive is a polyglot", "[scanner]") {
+  // A benign pickle first (what torch.load reads), then a zip whose offsets
+  // are relative to its own start; Python's zipfile adjusts for the prefix.
+  std::string head = testing::TorchDataPkl(1);
+  std::string zip = BuildZip({{"archive/data.pkl", EvilPickle()}});
+  FileReport r = ScanBytes(head + zip);
+  INFO(Rules(r));
+  CHECK(r.format == Format::kPickle);
+  CHECK(FindRule(r, "format.polyglot") != nullptr);
+  bool payload = false;
+  for (const Finding& f : r.findings) {
+    payload |= f.location == "(zip view)!archive/data.pkl" && f.global == "os.system";
+  }
+  CHECK(payload);
+  CHECK(r.verdict == Verdict::kBlocked);
+
+  // The same prefix before a zip, read as a zip: the shifted view is scanned.
+  r = ScanBytes(std::string(100, ' ') + TorchZip("archive", EvilPickle()));
+  INFO(Rules(r));
+  CHECK(FindRule(r, "format.polyglot") != nullptr);
+  CHECK(HasCritical(r, "(zip view)!archive/data.pkl"));
+
+  // Random tensor bytes that happen to contain an end-record signature are not.
+  std::string safetensors = testing::Safetensors(
+      R"({"t":{"dtype":"U8","shape":[40],"data_offsets":[0,40]}})", 0) +
+      std::string("PK\x05\x06", 4) + std::string(36, '\0');
+  r = ScanBytes(safetensors);
+  INFO(Rules(r));
+  CHECK(r.verdict == Verdict::kClean);
+}
+
 TEST_CASE("tar: the oldest torch.save layout is unpickled, so it is scanned", "[scanner]") {
   using testing::BuildTar;
   using testing::TarMember;

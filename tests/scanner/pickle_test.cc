@@ -175,6 +175,51 @@ TEST_CASE("pickle: anything off the allow-list is at least medium", "[scanner]")
   CHECK(ScanBytes(p.bytes(), lenient).verdict == Verdict::kClean);
 }
 
+TEST_CASE("pickle: the allow-list for model data", "[scanner]") {
+  struct Case {
+    std::string module;
+    std::string name;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"collections", "OrderedDict"},
+           {"torch._utils", "_rebuild_tensor_v2"},
+           {"torch._utils", "_rebuild_parameter"},
+           {"torch._utils", "_rebuild_qtensor"},
+           {"torch", "FloatStorage"},
+           {"torch", "BFloat16Storage"},
+           {"torch.cuda", "HalfStorage"},
+           {"torch", "Size"},
+           {"torch", "device"},
+           {"torch", "bfloat16"},
+           {"torch", "float8_e4m3fn"},
+           {"torch.nn.parameter", "Parameter"},
+           {"numpy.core.multiarray", "_reconstruct"},
+           {"numpy", "ndarray"},
+           {"numpy", "dtype"},
+           {"_codecs", "encode"},
+       }) {
+    Pickle p(2);
+    p.Global(c.module, c.name).EmptyTuple().Reduce().Stop();
+    FileReport r = ScanBytes(p.bytes());
+    INFO(c.module + "." + c.name + " " + Rules(r));
+    CHECK(r.verdict == Verdict::kClean);
+    CHECK(r.globals == std::vector<std::string>{c.module + "." + c.name});
+  }
+  // Near misses are not on it.
+  for (const Case& c : std::vector<Case>{{"torch._utils", "_load_from_bytes"},
+                                         {"torch", "Storage.__new__"},
+                                         {"collections", "defaultdict"},
+                                         {"numpy.core.multiarray", "scalar"},
+                                         {"torch.jit._pickle", "build_intlist"},
+                                         {"torchx", "FloatStorage"}}) {
+    Pickle p(2);
+    p.Global(c.module, c.name).EmptyTuple().Reduce().Stop();
+    FileReport r = ScanBytes(p.bytes());
+    INFO(c.module + "." + c.name + " " + Rules(r));
+    CHECK(r.verdict == Verdict::kBlocked);
+  }
+}
+
 TEST_CASE("pickle: a state dict as torch writes it is clean", "[scanner]") {
   FileReport r = ScanBytes(testing::TorchDataPkl(3));
   INFO(Rules(r));

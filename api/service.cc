@@ -168,7 +168,7 @@ int HttpStatusFor(const core::Status& status) {
       std::string reason = status.reason();
       if (reason == "INSUFFICIENT_STORAGE") return 507;
       if (reason == "CHUNK_TOO_LARGE" || reason == "UPLOAD_TOO_LARGE" ||
-          reason == "BODY_TOO_LARGE") {
+          reason == "BODY_TOO_LARGE" || reason == "MANIFEST_TOO_LARGE") {
         return 413;
       }
       return 429;

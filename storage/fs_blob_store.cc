@@ -92,6 +92,15 @@ class FsBlobStore : public BlobStore {
     return core::OkStatus();
   }
 
+  // A blob written again counts as new for garbage collection's grace
+  // period: the push that wrote it is about to reference it.
+  static core::Status Touch(const std::string& path) {
+    if (::utimensat(AT_FDCWD, path.c_str(), nullptr, 0) != 0 && errno != ENOENT) {
+      return core::ErrnoStatus(errno, "touch " + path);
+    }
+    return core::OkStatus();
+  }
+
   core::Result<BlobInfo> Stat(const core::Digest& digest) override {
     struct stat st {};
     if (::stat(BlobPath(digest).c_str(), &st) != 0) return BlobError(errno, digest, "stat");
@@ -109,7 +118,7 @@ class FsBlobStore : public BlobStore {
       return core::InvalidArgument("content does not hash to " + digest.ToString(), "DIGEST_MISMATCH");
     }
     std::string path = BlobPath(digest);
-    if (core::PathExists(path)) return core::OkStatus();
+    if (core::PathExists(path)) return Touch(path);
     // The bytes are written under tmp/ so the blob namespace never holds a
     // partial file; each writer has its own temp name, and the rename makes
     // concurrent Puts of one digest all succeed with a single copy.
@@ -218,6 +227,7 @@ class FsBlobStore : public BlobStore {
       if (!fd.valid()) return StagingError(errno, id, "open");
       if (core::PathExists(path)) {
         fd.Reset();
+        RETURN_IF_ERROR(Touch(path));
         return RemoveStaging(id);
       }
       if (::fsync(fd.get()) != 0) return StagingError(errno, id, "fsync");

@@ -283,11 +283,11 @@ VersionReport AggregateReports(std::vector<FileReport> files, Severity block_at)
     if (NormaliseRelative(f.path, &norm)) sizes[norm] = f.size;
   }
   VersionReport out;
+  out.block_at = block_at;
   for (FileReport& f : files) {
     std::string dir;
     size_t slash = f.path.find_last_of('/');
     if (slash != std::string::npos) dir = f.path.substr(0, slash + 1);
-    bool changed = false;
     for (const ExternalData& ext : f.external_data) {
       std::string target;
       if (!NormaliseRelative(dir + ext.location, &target)) continue;  // flagged by the analyzer
@@ -307,9 +307,8 @@ VersionReport AggregateReports(std::vector<FileReport> files, Severity block_at)
         continue;
       }
       f.findings.push_back(std::move(finding));
-      changed = true;
     }
-    if (changed) f.verdict = VerdictFor(f.findings, block_at);
+    f.verdict = VerdictFor(f.findings, block_at);
     for (const Finding& fi : f.findings) {
       if (!fi.malformed && fi.severity > out.max_severity) out.max_severity = fi.severity;
     }
@@ -369,6 +368,7 @@ core::Json VersionReportToJson(const VersionReport& report) {
           {"rules_version", 1},
           {"verdict", VerdictName(report.verdict)},
           {"max_severity", SeverityName(report.max_severity)},
+          {"block_at", SeverityName(report.block_at)},
           {"finding_counts", std::move(counts)},
           {"files", std::move(files)}};
 }

@@ -150,6 +150,7 @@ struct VersionReport {
   // blocked if any file is, else invalid if any file is, else clean.
   Verdict verdict = Verdict::kClean;
   Severity max_severity = Severity::kInfo;  // over findings that are not malformed
+  Severity block_at = Severity::kMedium;    // the threshold the verdicts used
   std::vector<FileReport> files;
 };
 
@@ -157,7 +158,8 @@ struct VersionReport {
 // paths relative to the version root. Cross-file checks happen here: ONNX
 // external data must name another file of the version, inside the root,
 // with offset and length inside that file. Findings from those checks are
-// added to the referring file's report (its verdict recomputed).
+// added to the referring file's report. Every file's verdict is recomputed
+// with block_at.
 VersionReport AggregateReports(std::vector<FileReport> files,
                                Severity block_at = Severity::kMedium);
 

@@ -60,6 +60,13 @@ TEST_CASE("report: a version's verdict and counts", "[scanner]") {
   core::Json j = VersionReportToJson(v);
   CHECK(j["verdict"] == "blocked");
   CHECK(j["max_severity"] == "critical");
+  CHECK(j["block_at"] == "medium");
+  CHECK(VersionReportToJson(AggregateReports({clean}, Severity::kHigh))["block_at"] == "high");
+  // A stricter or laxer threshold recomputes the files' verdicts.
+  FileReport unknown_module = ScanBytes(testing::Pickle(2).Global("mypkg", "Net").Stop().bytes());
+  REQUIRE(unknown_module.verdict == Verdict::kBlocked);
+  CHECK(AggregateReports({unknown_module}, Severity::kHigh).verdict == Verdict::kClean);
+  CHECK(AggregateReports({unknown_module}, Severity::kHigh).files[0].verdict == Verdict::kClean);
   CHECK(j["files"].size() == 3);
   CHECK(j["finding_counts"]["critical"].get<int>() >= 1);
   CHECK(j["files"][1]["verdict"] == "invalid");

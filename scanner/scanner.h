@@ -84,7 +84,9 @@ struct ExternalData {
 };
 
 struct FileReport {
-  std::string path;  // as given to ScanFile, or the name given to ScanBytes
+  // As given to ScanFile, or the name given to ScanBytes. Callers scanning
+  // blobs set it to the file's path in the version before AggregateReports.
+  std::string path;
   uint64_t size = 0;
   Format format = Format::kUnknown;
   Verdict verdict = Verdict::kClean;

@@ -103,7 +103,9 @@ class Downloader {
           first = false;
           if (status == 200 && have > 0) {
             // The server sent the whole blob instead of the range.
-            if (::ftruncate(fd.get(), 0) != 0) return core::ErrnoStatus(errno, "truncate " + partial);
+            if (::ftruncate(fd.get(), 0) != 0) {
+              return core::ErrnoStatus(errno, "truncate " + partial);
+            }
             progress_->Undo(have);
             have = 0;
           }
@@ -184,8 +186,8 @@ core::Result<PullResult> Pull(const Reference& ref, const std::string& dir,
                               const PullOptions& options) {
   HttpClient http(options.server);
   const std::string base = "/api/v1/models/" + ref.repository + "/versions/";
-  ASSIGN_OR_RETURN(HttpResponse vr,
-                   PerformWithRetry(http, HttpRequest{.path = base + ref.ref()}, options.retry_budget));
+  ASSIGN_OR_RETURN(HttpResponse vr, PerformWithRetry(http, HttpRequest{.path = base + ref.ref()},
+                                                     options.retry_budget));
   if (!vr.ok()) return ErrorFromResponse(vr);
   ASSIGN_OR_RETURN(core::Json version, core::ParseJson(vr.body));
   ASSIGN_OR_RETURN(std::string digest_text, core::GetString(version, "digest"));
@@ -196,9 +198,10 @@ core::Result<PullResult> Pull(const Reference& ref, const std::string& dir,
 
   // The manifest by digest, so that an alias moving meanwhile cannot mix
   // two versions.
-  ASSIGN_OR_RETURN(HttpResponse mr,
-                   PerformWithRetry(http, HttpRequest{.path = base + digest.ToString() + "/manifest"},
-                                    options.retry_budget));
+  ASSIGN_OR_RETURN(
+      HttpResponse mr,
+      PerformWithRetry(http, HttpRequest{.path = base + digest.ToString() + "/manifest"},
+                       options.retry_budget));
   if (!mr.ok()) return ErrorFromResponse(mr);
   if (core::Sha256::Of(mr.body) != digest) {
     return core::DataLoss("manifest of " + ref.ToString() + " does not match its digest " +

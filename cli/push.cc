@@ -103,6 +103,7 @@ class Uploader {
   Status Send(const Blob& blob);
 
  private:
+  core::Result<bool> BlobExists(const Blob& blob);
   Status PutWhole(const Blob& blob);
   Status Chunked(const Blob& blob);
   // Opens a session; sets id and chunk_max.
@@ -125,17 +126,23 @@ class Uploader {
   std::string buffer_;
 };
 
-Status Uploader::Upload(const Blob& blob) {
+core::Result<bool> Uploader::BlobExists(const Blob& blob) {
   HttpRequest head{.method = "HEAD", .path = "/api/v1/blobs/" + blob.digest.ToString()};
   ASSIGN_OR_RETURN(HttpResponse r, Retry(head));
-  if (r.status == 200) {
+  if (r.status == 200) return true;
+  if (r.status == 404) return false;
+  return ErrorFromResponse(r).Annotate("HEAD " + blob.digest.ToString());
+}
+
+Status Uploader::Upload(const Blob& blob) {
+  ASSIGN_OR_RETURN(bool exists, BlobExists(blob));
+  if (exists) {
     counters_->bytes_skipped += blob.size;
     counters_->blobs_skipped += 1;
     progress_->Skip(blob.size);
     ForgetSession(blob);
     return core::OkStatus();
   }
-  if (r.status != 404) return ErrorFromResponse(r).Annotate("HEAD " + blob.digest.ToString());
   return Send(blob);
 }
 
@@ -241,12 +248,19 @@ Status Uploader::Chunked(const Blob& blob) {
       auto r = http_.Perform(get);
       bool transient = r.ok() ? IsTransientHttp(r->status) : IsTransientStatus(r.status());
       if (transient) {
-        if (!backoff.Wait()) return (r.ok() ? ErrorFromResponse(*r) : r.status()).Annotate("upload " + digest);
-        continue;
+        if (backoff.Wait()) continue;
+        Status err = r.ok() ? ErrorFromResponse(*r) : r.status();
+        return err.Annotate("upload " + digest);
       }
       if (!r.ok()) return r.status();
       if (r->status == 404) {
-        // The server lost the session (expired, or its state was reset).
+        // The session is gone: committed by another push of the same blob
+        // (then the blob is there), or expired or lost by the server.
+        ASSIGN_OR_RETURN(bool exists, BlobExists(blob));
+        if (exists) {
+          ForgetSession(blob);
+          return core::OkStatus();
+        }
         if (++restarts > 3) return core::Aborted("upload " + digest + ": session lost repeatedly");
         RETURN_IF_ERROR(OpenSession(blob, &id, &chunk_max));
         chunk_max = std::min(chunk_max, kMaxChunkBuffer);
@@ -330,11 +344,11 @@ Status Uploader::Commit(const Blob& blob, const std::string& id) {
   if (r.ok()) return core::OkStatus();
   Status err = ErrorFromResponse(r);
   if (r.status == 404) {
-    // A retried commit whose first answer was lost finds no session: the
-    // blob is there if the first attempt went through.
-    HttpRequest head{.method = "HEAD", .path = "/api/v1/blobs/" + digest};
-    ASSIGN_OR_RETURN(HttpResponse h, Retry(head));
-    if (h.status == 200) return core::OkStatus();
+    // A retried commit whose first answer was lost, or another push that
+    // committed the same session, finds no session: the blob is there if
+    // that commit went through.
+    ASSIGN_OR_RETURN(bool exists, BlobExists(blob));
+    if (exists) return core::OkStatus();
   }
   if (err.reason() == "DIGEST_MISMATCH") {
     ForgetSession(blob);

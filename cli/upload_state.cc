@@ -41,7 +41,9 @@ std::optional<std::string> UploadState::Find(const std::string& server,
 
 core::Status UploadState::Save(const std::string& server, const core::Digest& digest,
                                const std::string& upload_id) {
-  if (dir_.empty()) return core::FailedPrecondition("no state directory (set XDG_STATE_HOME or HOME)");
+  if (dir_.empty()) {
+    return core::FailedPrecondition("no state directory (set XDG_STATE_HOME or HOME)");
+  }
   std::string uploads = core::JoinPath(dir_, "uploads");
   RETURN_IF_ERROR(core::MakeDirs(dir_, 0700));
   RETURN_IF_ERROR(core::MakeDirs(uploads, 0700));

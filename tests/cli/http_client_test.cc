@@ -13,8 +13,9 @@ HttpResponse Answer(long status, std::string body) {
 }
 
 TEST_CASE("server error bodies become statuses with code, reason and detail", "[cli]") {
-  core::Status s = ErrorFromResponse(Answer(
-      400, R"({"error":{"code":"BLOB_UNKNOWN","message":"blobs missing","detail":{"missing":["sha256:x"]}}})"));
+  core::Status s = ErrorFromResponse(
+      Answer(400, R"({"error":{"code":"BLOB_UNKNOWN","message":"blobs missing",)"
+                  R"("detail":{"missing":["sha256:x"]}}})"));
   CHECK(s.code() == core::Code::kInvalidArgument);
   CHECK(s.reason() == "BLOB_UNKNOWN");
   CHECK(s.message() == "blobs missing");
@@ -72,7 +73,8 @@ TEST_CASE("an unreachable server is kUnavailable, retried within the budget", "[
   HttpClient client("http://127.0.0.1:1/");
   CHECK(client.base_url() == "http://127.0.0.1:1");
   auto start = std::chrono::steady_clock::now();
-  auto r = PerformWithRetry(client, HttpRequest{.path = "/healthz"}, std::chrono::milliseconds(700));
+  auto r = PerformWithRetry(client, HttpRequest{.path = "/healthz"},
+                            std::chrono::milliseconds(700));
   auto elapsed = std::chrono::steady_clock::now() - start;
   REQUIRE_FALSE(r.ok());
   CHECK(r.status().code() == core::Code::kUnavailable);

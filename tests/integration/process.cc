@@ -66,7 +66,8 @@ bool Sigild::Start(std::chrono::seconds timeout) {
   pid_t pid = ::fork();
   if (pid == 0) {
     // Appends, so a restart keeps the first run's log.
-    int fd = ::open((data_dir_ + ".log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    std::string log = data_dir_ + ".log";
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0 || ::dup2(fd, 1) < 0 || ::dup2(fd, 2) < 0) ::_exit(126);
     std::vector<char*> argv;
     argv.push_back(const_cast<char*>(SIGILD_BINARY));
@@ -113,8 +114,8 @@ std::string Sigild::log() const {
   return text.ok() ? *text : "";
 }
 
-pid_t StartSigil(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
-                 const std::string& work_dir) {
+pid_t StartSigil(const std::vector<std::string>& args,
+                 const std::map<std::string, std::string>& env, const std::string& work_dir) {
   pid_t pid = ::fork();
   if (pid == 0) {
     for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);

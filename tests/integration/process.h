@@ -48,8 +48,8 @@ struct RunResult {
 
 // Starts `sigil args...` with extra environment, stdout/stderr into files
 // under work_dir; returns the pid.
-pid_t StartSigil(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
-                 const std::string& work_dir);
+pid_t StartSigil(const std::vector<std::string>& args,
+                 const std::map<std::string, std::string>& env, const std::string& work_dir);
 // Waits for a started sigil and collects its output.
 RunResult WaitSigil(pid_t pid, const std::string& work_dir);
 // Start + wait.

@@ -224,7 +224,8 @@ TEST_CASE("two sigil pushes of the same files at once both succeed", "[integrati
   RequireSameTree(model, out);
 }
 
-TEST_CASE("small files go through sessions when the server's chunk_max is smaller", "[integration]") {
+TEST_CASE("small files go through sessions when the server's chunk_max is smaller",
+          "[integration]") {
   TempDir tmp;
   Sigild server(tmp.Sub("data"), {"--chunk-max", "65536"});
   REQUIRE(server.Start());

@@ -58,7 +58,9 @@ cmp "$work/one/model.bin" "$work/pull-one/model.bin"
 
 echo "== GET version (wrk, 10 s each)"
 for c in 1 16 64; do
-  wrk -t2 -c"$c" -d10s --latency "$server/api/v1/models/bench/ten/versions/v1" |
+  threads=2
+  if [ "$c" -lt 2 ]; then threads=1; fi
+  wrk -t"$threads" -c"$c" -d10s --latency "$server/api/v1/models/bench/ten/versions/v1" |
     awk -v c="$c" '/Requests\/sec/ { rps = $2 } /^ +99%/ { p99 = $2 } END { printf "connections %3d: %9.0f req/s, p99 %s\n", c, rps, p99 }'
 done
 echo "sigild peak RSS: $(awk '/VmHWM/ { print $2 " kB" }' /proc/$pid/status)"

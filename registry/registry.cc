@@ -792,6 +792,19 @@ core::Result<GcReport> Registry::CollectGarbage() {
   RETURN_IF_ERROR(bad);
 
   std::set<core::Digest> live = manifests;
+  // Attestation documents are blobs named by the last part of their
+  // referrer key (registry/attestations.h).
+  RETURN_IF_ERROR(options_.meta->Scan("referrers", "", [&](std::string_view key, std::string_view) {
+    size_t sep = key.rfind('\0');
+    auto digest = core::Digest::Parse(sep == std::string_view::npos ? key : key.substr(sep + 1));
+    if (!digest.ok()) {
+      bad = Corrupt("referrers", key.substr(0, key.find('\0')), digest.status().message());
+      return false;
+    }
+    live.insert(*digest);
+    return true;
+  }));
+  RETURN_IF_ERROR(bad);
   for (const core::Digest& digest : manifests) {
     // A manifest that cannot be read hides what it references: sweeping
     // then could delete a live layer, so GC stops instead.

@@ -44,6 +44,11 @@ core::Status Apply(Config* c, const std::string& key, const std::string& value) 
     ASSIGN_OR_RETURN(c->upload_expiry_micros, core::ParseDuration(value));
   } else if (key == "gc_grace") {
     ASSIGN_OR_RETURN(c->gc_grace_micros, core::ParseDuration(value));
+  } else if (key == "log_origin") {
+    if (value.empty() || value.find_first_of(" +\n") != std::string::npos) {
+      return core::InvalidArgument("log_origin must be non-empty without spaces or '+'");
+    }
+    c->log_origin = value;
   } else {
     return core::InvalidArgument("unknown setting '" + key + "'");
   }
@@ -55,7 +60,7 @@ const std::map<std::string, std::string>& EnvNames() {
       {"SIGIL_DATA", "data"},           {"SIGIL_LISTEN", "listen"},
       {"SIGIL_THREADS", "threads"},     {"SIGIL_CHUNK_MAX", "chunk_max"},
       {"SIGIL_SESSION_MAX", "session_max"}, {"SIGIL_UPLOAD_EXPIRY", "upload_expiry"},
-      {"SIGIL_GC_GRACE", "gc_grace"},
+      {"SIGIL_GC_GRACE", "gc_grace"},       {"SIGIL_LOG_ORIGIN", "log_origin"},
   };
   return kNames;
 }
@@ -150,12 +155,15 @@ options (each also from the environment variable shown, or a JSON config file):
   --session-max BYTES     largest blob one upload may build    SIGIL_SESSION_MAX
   --upload-expiry DUR     idle upload sessions expire (default 24h) SIGIL_UPLOAD_EXPIRY
   --gc-grace DUR          keep unreferenced blobs this young (default 1h) SIGIL_GC_GRACE
+  --log-origin NAME       transparency log origin (default sigil/<hostname>) SIGIL_LOG_ORIGIN
   -h, --help              this text
 
 Config file keys: data, listen, threads, chunk_max, session_max,
-upload_expiry, gc_grace. Durations look like 30s, 15m, 24h, 7d.
+upload_expiry, gc_grace, log_origin. Durations look like 30s, 15m, 24h, 7d.
 Later sources win: defaults < config file < environment < flags.
-SIGTERM or SIGINT shut down cleanly.
+Server keys live in DATA/keys (created on first start; encrypted when
+SIGIL_KEY_PASSPHRASE is set), the trust store in DATA/trust.json.
+SIGHUP reloads the trust store; SIGTERM or SIGINT shut down cleanly.
 )";
 }
 

@@ -20,6 +20,9 @@ struct Config {
   uint64_t session_max = 1ull << 40;
   int64_t upload_expiry_micros = 24ll * 3600 * 1'000'000;
   int64_t gc_grace_micros = 3600ll * 1'000'000;
+  // Transparency log origin (also the checkpoint signer's name); empty
+  // means "sigil/<hostname>".
+  std::string log_origin;
   bool show_help = false;
 };
 

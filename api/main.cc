@@ -15,11 +15,15 @@
 #include "api/config.h"
 #include "api/metrics.h"
 #include "api/server.h"
+#include "api/server_keys.h"
 #include "api/service.h"
 #include "core/clock.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "attest/transparency_log.h"
+#include "registry/attestations.h"
 #include "registry/registry.h"
+#include "signing/keys.h"
 #include "storage/fs_blob_store.h"
 #include "storage/rocks_meta_store.h"
 #include "storage/uploads.h"
@@ -114,6 +118,7 @@ int Run(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   const std::string& data = config->data_dir;
@@ -144,6 +149,43 @@ int Run(int argc, char** argv) {
   registry_options.gc_grace_micros = config->gc_grace_micros;
   registry::Registry registry(registry_options);
 
+  auto passphrase = signing::ReadPassphrase();
+  if (!passphrase.ok()) {
+    std::fprintf(stderr, "sigild: key passphrase: %s\n", passphrase.status().ToString().c_str());
+    return 1;
+  }
+  auto keys = LoadOrCreateServerKeys(core::JoinPath(data, "keys"), *passphrase);
+  if (!keys.ok()) {
+    std::fprintf(stderr, "sigild: server keys: %s\n", keys.status().ToString().c_str());
+    return 1;
+  }
+  attest::TransparencyLogOptions log_options;
+  log_options.meta = meta->get();
+  log_options.origin = config->log_origin;
+  if (log_options.origin.empty()) {
+    char host[256] = {};
+    if (::gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0') std::snprintf(host, sizeof(host), "localhost");
+    log_options.origin = std::string("sigil/") + host;
+  }
+  log_options.key = keys->log;
+  auto log = attest::TransparencyLog::Open(log_options);
+  if (!log.ok()) {
+    std::fprintf(stderr, "sigild: transparency log: %s\n", log.status().ToString().c_str());
+    return 1;
+  }
+  registry::AttestationOptions attestation_options;
+  attestation_options.registry = &registry;
+  attestation_options.blobs = blobs->get();
+  attestation_options.meta = meta->get();
+  attestation_options.log = log->get();
+  attestation_options.server_key = keys->attestation;
+  attestation_options.trust_path = core::JoinPath(data, "trust.json");
+  auto attestations = registry::Attestations::Open(attestation_options);
+  if (!attestations.ok()) {
+    std::fprintf(stderr, "sigild: trust store: %s\n", attestations.status().ToString().c_str());
+    return 1;
+  }
+
   Metrics metrics;
   ServiceOptions service_options;
   service_options.registry = &registry;
@@ -151,6 +193,8 @@ int Run(int argc, char** argv) {
   service_options.blobs = blobs->get();
   service_options.meta = meta->get();
   service_options.metrics = &metrics;
+  service_options.attestations = attestations->get();
+  service_options.log = log->get();
   Service service(service_options);
 
   ServerOptions server_options;
@@ -169,8 +213,21 @@ int Run(int argc, char** argv) {
   SIGIL_LOG(kInfo) << "sigild listening on http://" << config->host << ":" << server.port()
                    << " with data in " << data;
 
+  SIGIL_LOG(kInfo) << "transparency log " << (*log)->origin() << " at size " << (*log)->Size()
+                   << "; attestation key " << keys->attestation.key_id();
+
   int sig = 0;
-  sigwait(&signals, &sig);
+  while (true) {
+    sigwait(&signals, &sig);
+    if (sig != SIGHUP) break;
+    core::Status reloaded = (*attestations)->ReloadTrust();
+    if (reloaded.ok()) {
+      SIGIL_LOG(kInfo) << "SIGHUP: trust store reloaded (" << (*attestations)->trust()->keys().size()
+                       << " keys)";
+    } else {
+      SIGIL_LOG(kWarn) << "SIGHUP: trust store not reloaded: " << reloaded.ToString();
+    }
+  }
   SIGIL_LOG(kInfo) << "signal " << sig << ": shutting down";
   server.Shutdown();
   return 0;

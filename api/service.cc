@@ -227,6 +227,12 @@ HttpResponse Service::Handle(const HttpRequest& request, std::string* route) {
     *route = "/api/v1/gc";
     return Gc(request);
   }
+  if (parts[0] == "keys" && parts.size() == 2 && parts[1] == "server") {
+    *route = "/api/v1/keys/server";
+    return ServerKeysRoute(request);
+  }
+  if (parts[0] == "trust") return Trust(request, parts, route);
+  if (parts[0] == "log") return Log(request, parts, route);
   return ErrorResponse(core::NotFound("no route for " + p.substr(0, 200), "ROUTE_UNKNOWN"));
 }
 
@@ -454,6 +460,10 @@ HttpResponse Service::Models(const HttpRequest& request, std::string* route) {
     if (rest == 3 && decoded[k + 2] == "labels") {
       *route = "/api/v1/models/{repo}/versions/{ref}/labels";
       return VersionLabels(request, repo, ref);
+    }
+    if (rest == 3 && (decoded[k + 2] == "attestations" || decoded[k + 2] == "sign" ||
+                      decoded[k + 2] == "evidence")) {
+      return VersionAttestationRoute(request, repo, ref, decoded[k + 2], route);
     }
     if (rest >= 4 && decoded[k + 2] == "files") {
       *route = "/api/v1/models/{repo}/versions/{ref}/files/{path}";

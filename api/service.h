@@ -6,10 +6,13 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "api/http.h"
 #include "api/metrics.h"
+#include "attest/transparency_log.h"
 #include "core/status.h"
+#include "registry/attestations.h"
 #include "registry/registry.h"
 #include "storage/blob_store.h"
 #include "storage/meta_store.h"
@@ -23,6 +26,10 @@ struct ServiceOptions {
   storage::BlobStore* blobs = nullptr;
   storage::MetaStore* meta = nullptr;
   Metrics* metrics = nullptr;
+  // Attestations, trust store and log routes; without them those routes
+  // answer 503 ATTESTATIONS_UNAVAILABLE.
+  registry::Attestations* attestations = nullptr;
+  attest::TransparencyLog* log = nullptr;
 };
 
 class Service {
@@ -53,6 +60,16 @@ class Service {
   HttpResponse Aliases(const HttpRequest& request, const std::string& repo);
   HttpResponse Alias(const HttpRequest& request, const std::string& repo, const std::string& alias);
   HttpResponse Gc(const HttpRequest& request);
+  // attestation_routes.cc
+  HttpResponse ServerKeysRoute(const HttpRequest& request);
+  HttpResponse Trust(const HttpRequest& request, const std::vector<std::string>& parts,
+                     std::string* route);
+  HttpResponse Log(const HttpRequest& request, const std::vector<std::string>& parts,
+                   std::string* route);
+  // word: "attestations", "sign" or "evidence".
+  HttpResponse VersionAttestationRoute(const HttpRequest& request, const std::string& repo,
+                                       const std::string& ref, const std::string& word,
+                                       std::string* route);
 
   // A blob's bytes with Range support (GET) or its headers (HEAD).
   HttpResponse SendBlob(const HttpRequest& request, const core::Digest& digest);

@@ -50,5 +50,17 @@ TEST_CASE("bad configuration is refused with the reason", "[api]") {
   CHECK(LoadConfig({"--help"}, {})->show_help);
 }
 
+TEST_CASE("log origin from the environment or a flag and refused with a space", "[api]") {
+  auto c = LoadConfig({}, {{"SIGIL_LOG_ORIGIN", "sigil/registry.example"}});
+  REQUIRE(c.ok());
+  CHECK(c->log_origin == "sigil/registry.example");
+  c = LoadConfig({"--log-origin", "sigil/flag"}, {{"SIGIL_LOG_ORIGIN", "sigil/env"}});
+  REQUIRE(c.ok());
+  CHECK(c->log_origin == "sigil/flag");
+  CHECK(LoadConfig({}, {}).value().log_origin.empty());
+  CHECK(LoadConfig({"--log-origin", "two words"}, {}).status().code() == core::Code::kInvalidArgument);
+  CHECK(LoadConfig({"--log-origin", "a+b"}, {}).status().code() == core::Code::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace sigil::api

@@ -352,8 +352,17 @@ core::Result<Attestations::Added> Attestations::Add(std::string_view repo, std::
 
 core::Result<Attestations::Added> Attestations::Sign(std::string_view repo, std::string_view ref) {
   ASSIGN_OR_RETURN(ResolvedVersion version, options_.registry->Resolve(repo, ref));
-  attest::ModelManifest model;
   std::string name(repo);
+  // ECDSA signatures differ each time: without this check every call would
+  // log another signature over the same files.
+  ASSIGN_OR_RETURN(std::vector<AttestationRecord> existing,
+                   List(name, version.info.digest.ToString(), attest::kModelSigningV1));
+  for (AttestationRecord& r : existing) {
+    if (r.server_issued && r.key_ids == std::vector<std::string>{server_public_key().key_id()}) {
+      return Added{std::move(r), false};
+    }
+  }
+  attest::ModelManifest model;
   model.model_name = name.substr(name.rfind('/') + 1);
   model.resources = ManifestResources(version.manifest, {});
   ASSIGN_OR_RETURN(model.root, attest::ResourcesRoot(model.resources));

@@ -53,8 +53,9 @@
 namespace sigil::registry {
 
 // The predicate types the server's own key may attest without a trust entry.
+// Scan reports are issued by the server (registry/scanning.h).
 inline constexpr std::string_view kServerPredicateTypes[] = {
-    "https://model_signing/signature/v1.0"};
+    "https://model_signing/signature/v1.0", "https://sigil.dev/attestations/scan/v1"};
 inline constexpr size_t kMaxAttestationBytes = 4 << 20;
 
 struct AttestationOptions {
@@ -111,7 +112,9 @@ class Attestations {
   // Verifies and stores an attestation for the version ref names.
   core::Result<Added> Add(std::string_view repo, std::string_view ref, std::string_view document);
   // The server signs the version's files with its own key (an OpenSSF
-  // model-signing bundle computed from the manifest) and stores it as Add does.
+  // model-signing bundle computed from the manifest) and stores it as Add
+  // does; when the server's key already signed this manifest, that
+  // attestation is returned (created = false).
   core::Result<Added> Sign(std::string_view repo, std::string_view ref);
   // Attestations of the version, oldest log entry first; all when
   // predicate_type is empty.

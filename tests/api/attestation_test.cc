@@ -336,6 +336,10 @@ TEST_CASE("the server signs a version with its own key and the bundle verifies a
   CHECK(a["status"] == "verified");
   CHECK(a["format"] == "sigstore-bundle");
   CHECK(a["predicate_type"] == "https://model_signing/signature/v1.0");
+  auto again = f.Call("POST", f.VersionUrl("1.0", "sign"));
+  REQUIRE(again.status == 200);
+  CHECK(Body(again)["content_digest"] == a["content_digest"]);
+  CHECK(f.log->Size() == 1);
   // Trusted implicitly: the trust store itself stays empty.
   auto trust = f.Call("GET", "/api/v1/trust/keys");
   CHECK(Body(trust)["keys"].empty());

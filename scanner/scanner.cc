@@ -245,6 +245,40 @@ FileReport ScanBytes(std::string_view data, const ScanOptions& options, std::str
 
 namespace {
 
+// A ByteSource over a caller's read function; keeps the first error, as
+// FileSource does.
+class ReaderSource : public ByteSource {
+ public:
+  ReaderSource(const ReadAtFn& read, uint64_t size) : read_(read), size_(size) {}
+  uint64_t size() const override { return size_; }
+  bool ReadAt(uint64_t offset, size_t n, char* out) const override {
+    if (offset > size_ || n > size_ - offset) return false;
+    core::Status s = read_(offset, n, out);
+    if (s.ok()) return true;
+    if (io_status_.ok()) io_status_ = std::move(s);
+    return false;
+  }
+  const core::Status& io_status() const { return io_status_; }
+
+ private:
+  const ReadAtFn& read_;
+  uint64_t size_;
+  mutable core::Status io_status_;
+};
+
+}  // namespace
+
+core::Result<FileReport> ScanReader(const ReadAtFn& read, uint64_t size, const ScanOptions& options,
+                                    std::string name) {
+  ReaderSource src(read, size);
+  std::string where = name;
+  FileReport report = Scan(src, options, std::move(name));
+  if (!src.io_status().ok()) return src.io_status().Annotate("scanning " + where);
+  return report;
+}
+
+namespace {
+
 // Normalises a relative path ("a/./b/../c" -> "a/c"); false when it is
 // absolute or climbs out of the root.
 bool NormaliseRelative(const std::string& path, std::string* out) {

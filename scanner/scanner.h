@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -143,6 +144,17 @@ core::Result<FileReport> ScanFile(const std::string& path, const ScanOptions& op
 // Scans bytes held in memory (tests, fuzzers, blobs already read).
 FileReport ScanBytes(std::string_view data, const ScanOptions& options = {},
                      std::string name = {});
+
+// Positional reads of `size` bytes held elsewhere (a blob store): fills out
+// with exactly n bytes at offset, or returns the error that prevented it.
+// Called only with offset + n <= size, possibly from one thread at a time.
+using ReadAtFn = std::function<core::Status(uint64_t offset, size_t n, char* out)>;
+
+// Scans content read through `read`, like ScanFile: tensor data is skipped
+// wherever the format allows. report.path is `name`. Errors: the first
+// error `read` returned, annotated.
+core::Result<FileReport> ScanReader(const ReadAtFn& read, uint64_t size,
+                                    const ScanOptions& options = {}, std::string name = {});
 
 // The verdict for a list of findings.
 Verdict VerdictFor(const std::vector<Finding>& findings, Severity block_at);

@@ -17,6 +17,7 @@
 #include "cli/pull.h"
 #include "cli/push.h"
 #include "cli/refs.h"
+#include "cli/scan_command.h"
 #include "cli/upload_state.h"
 #include "core/json.h"
 
@@ -50,6 +51,9 @@ Commands:
   alias rm REPO:ALIAS     remove an alias
   rm REPO:VERSION         delete a version (and the aliases pointing at it)
   gc                      run garbage collection on the server
+  scan PATH...            scan files or directories locally (offline) with
+                          the server's checks; exit 1 if any file is blocked
+                          or invalid
 
 REF is REPO:VERSION, REPO:ALIAS or REPO@sha256:<hex>. A repository may
 contain '/' and '.'; the ':' after the last '/' starts the tag.
@@ -259,6 +263,15 @@ int RunPull(const Args& args) {
   return kExitOk;
 }
 
+int RunScan(const Args& args) {
+  const auto& p = args.positional;
+  if (p.size() < 2) return Usage("scan needs at least one PATH");
+  auto r = ScanPaths(std::vector<std::string>(p.begin() + 1, p.end()));
+  if (!r.ok()) return Fail(r.status());
+  std::fputs((args.json ? FormatScanJson(*r) : FormatScanTable(*r)).c_str(), stdout);
+  return r->clean ? kExitOk : kExitFailure;
+}
+
 int Run(int argc, char** argv) {
   Args args;
   if (auto done = ParseArgs(argc, argv, &args)) return *done;
@@ -268,6 +281,7 @@ int Run(int argc, char** argv) {
   if (cmd == "push") return RunPush(args);
   if (!args.labels.empty()) return Usage("--label is for push");
   if (cmd == "pull") return RunPull(args);
+  if (cmd == "scan") return RunScan(args);
 
   HttpClient http(args.server);
   Commands commands(&http, std::chrono::seconds(args.retry_seconds < 0 ? 5 : args.retry_seconds),

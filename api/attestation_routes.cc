@@ -1,9 +1,9 @@
 // The routes of docs/api.md sections "Server keys", "Trust store",
 // "Attestations" and "Transparency log".
-#include <nlohmann/json.hpp>
-
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "api/service.h"
 #include "attest/checkpoint.h"
@@ -28,17 +28,17 @@ HttpResponse JsonReply(int status, const Json& body) {
 }
 
 HttpResponse NotAllowed(const HttpRequest& request, const std::string& allowed) {
-  HttpResponse r = ErrorResponse(core::Status(
-      core::Code::kInvalidArgument, request.method + " is not allowed here (allowed: " + allowed + ")",
-      "METHOD_NOT_ALLOWED"));
+  HttpResponse r = ErrorResponse(
+      core::Status(core::Code::kInvalidArgument,
+                   request.method + " is not allowed here (allowed: " + allowed + ")", "METHOD_NOT_ALLOWED"));
   r.status = 405;
   r.AddHeader("Allow", allowed);
   return r;
 }
 
 HttpResponse NotConfigured() {
-  return ErrorResponse(core::Unavailable("signing and the transparency log are not configured",
-                                         "ATTESTATIONS_UNAVAILABLE"));
+  return ErrorResponse(
+      core::Unavailable("signing and the transparency log are not configured", "ATTESTATIONS_UNAVAILABLE"));
 }
 
 core::Status BadParameter(const std::string& message) {
@@ -120,20 +120,20 @@ HttpResponse Service::ServerKeysRoute(const HttpRequest& request) {
   const signing::PublicKey& att = options_.attestations->server_public_key();
   const signing::PublicKey& log = options_.log->public_key();
   auto note_id = attest::NoteKeyId(options_.log->origin(), log);
-  return JsonReply(200, Json{{"attestation",
-                              {{"key_id", att.key_id()},
-                               {"algorithm", std::string(signing::AlgorithmName(att.algorithm()))},
-                               {"public_key", att.pem()},
-                               {"predicate_types", std::vector<std::string>(
-                                                       std::begin(registry::kServerPredicateTypes),
-                                                       std::end(registry::kServerPredicateTypes))}}},
-                             {"log",
-                              {{"origin", options_.log->origin()},
-                               {"key_id", log.key_id()},
-                               {"note_key_id", core::HexEncode(note_id.data(), note_id.size())},
-                               {"algorithm", std::string(signing::AlgorithmName(log.algorithm()))},
-                               {"public_key", log.pem()},
-                               {"verifier", options_.log->verifier_key()}}}});
+  return JsonReply(
+      200, Json{{"attestation",
+                 {{"key_id", att.key_id()},
+                  {"algorithm", std::string(signing::AlgorithmName(att.algorithm()))},
+                  {"public_key", att.pem()},
+                  {"predicate_types", std::vector<std::string>(std::begin(registry::kServerPredicateTypes),
+                                                               std::end(registry::kServerPredicateTypes))}}},
+                {"log",
+                 {{"origin", options_.log->origin()},
+                  {"key_id", log.key_id()},
+                  {"note_key_id", core::HexEncode(note_id.data(), note_id.size())},
+                  {"algorithm", std::string(signing::AlgorithmName(log.algorithm()))},
+                  {"public_key", log.pem()},
+                  {"verifier", options_.log->verifier_key()}}}});
 }
 
 HttpResponse Service::Trust(const HttpRequest& request, const std::vector<std::string>& parts,
@@ -154,15 +154,15 @@ HttpResponse Service::Trust(const HttpRequest& request, const std::vector<std::s
       for (const auto& k : a->trust()->keys()) keys.push_back(TrustedKeyJson(k));
       const signing::PublicKey& server = a->server_public_key();
       Json implicit = Json::array();
-      implicit.push_back({{"id", server.key_id()},
-                          {"name", "sigild"},
-                          {"algorithm", std::string(signing::AlgorithmName(server.algorithm()))},
-                          {"public_key", server.pem()},
-                          {"predicate_types", std::vector<std::string>(
-                                                  std::begin(registry::kServerPredicateTypes),
-                                                  std::end(registry::kServerPredicateTypes))},
-                          {"repositories", {"**"}},
-                          {"stages", Json::array()}});
+      implicit.push_back(
+          {{"id", server.key_id()},
+           {"name", "sigild"},
+           {"algorithm", std::string(signing::AlgorithmName(server.algorithm()))},
+           {"public_key", server.pem()},
+           {"predicate_types", std::vector<std::string>(std::begin(registry::kServerPredicateTypes),
+                                                        std::end(registry::kServerPredicateTypes))},
+           {"repositories", {"**"}},
+           {"stages", Json::array()}});
       return JsonReply(200, Json{{"keys", keys}, {"implicit", implicit}});
     }
     if (request.method != "POST") return NotAllowed(request, "GET, POST");
@@ -272,17 +272,15 @@ HttpResponse Service::Log(const HttpRequest& request, const std::vector<std::str
       i = *found;
     }
     if (i >= n) {
-      return ErrorResponse(BadParameter("index " + std::to_string(i) + " is not below size " +
-                                        std::to_string(n)));
+      return ErrorResponse(
+          BadParameter("index " + std::to_string(i) + " is not below size " + std::to_string(n)));
     }
     auto proof = attest::InclusionProof(*log, i, n);
     if (!proof.ok()) return ErrorResponse(proof.status());
     auto leaf_hash = log->LeafHash(i);
     if (!leaf_hash.ok()) return ErrorResponse(leaf_hash.status());
-    return JsonReply(200, Json{{"index", i},
-                               {"size", n},
-                               {"leaf_hash", HexOf(*leaf_hash)},
-                               {"hashes", HashList(*proof)}});
+    return JsonReply(
+        200, Json{{"index", i}, {"size", n}, {"leaf_hash", HexOf(*leaf_hash)}, {"hashes", HashList(*proof)}});
   }
   if (parts.size() == 3 && parts[1] == "proof" && parts[2] == "consistency") {
     *route = "/api/v1/log/proof/consistency";
@@ -295,9 +293,8 @@ HttpResponse Service::Log(const HttpRequest& request, const std::vector<std::str
     if (!has_from) return ErrorResponse(BadParameter("'from' is required"));
     uint64_t n2 = has_to ? *to : log->Size();
     if (*from == 0 || *from > n2 || n2 > log->Size()) {
-      return ErrorResponse(BadParameter("need 0 < from <= to <= " + std::to_string(log->Size()) +
-                                        " (from " + std::to_string(*from) + ", to " +
-                                        std::to_string(n2) + ")"));
+      return ErrorResponse(BadParameter("need 0 < from <= to <= " + std::to_string(log->Size()) + " (from " +
+                                        std::to_string(*from) + ", to " + std::to_string(n2) + ")"));
     }
     auto proof = attest::ConsistencyProof(*log, *from, n2);
     if (!proof.ok()) return ErrorResponse(proof.status());

@@ -21,7 +21,6 @@ struct ServerKeys {
 // Errors: those of reading, parsing (PASSPHRASE_REQUIRED, PASSPHRASE_WRONG,
 // KEY_FILE_MODE) and writing key files; kInvalidArgument when a file holds
 // a key of the wrong algorithm.
-core::Result<ServerKeys> LoadOrCreateServerKeys(const std::string& keys_dir,
-                                                const std::string& passphrase);
+core::Result<ServerKeys> LoadOrCreateServerKeys(const std::string& keys_dir, const std::string& passphrase);
 
 }  // namespace sigil::api

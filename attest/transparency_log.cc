@@ -25,9 +25,7 @@ std::string NodeKey(int level, uint64_t index) {
   return "n/" + std::string(buf) + "/" + Hex16(index);
 }
 
-std::string HashIndexKey(const MerkleHash& hash) {
-  return "h/" + core::HexEncode(hash.data(), hash.size());
-}
+std::string HashIndexKey(const MerkleHash& hash) { return "h/" + core::HexEncode(hash.data(), hash.size()); }
 
 core::Result<uint64_t> ParseDecimal(std::string_view text, std::string_view what) {
   if (text.empty() || text.size() > 20) return core::DataLoss("log: damaged " + std::string(what));
@@ -127,9 +125,9 @@ core::Result<MerkleHash> TransparencyLog::PerfectSubtreeHash(int level, uint64_t
 
 core::Result<std::string> TransparencyLog::Leaf(uint64_t index) const {
   if (index >= Size()) {
-    return core::NotFound("log has no entry " + std::to_string(index) + " (size " +
-                              std::to_string(Size()) + ")",
-                          "LOG_INDEX_UNKNOWN");
+    return core::NotFound(
+        "log has no entry " + std::to_string(index) + " (size " + std::to_string(Size()) + ")",
+        "LOG_INDEX_UNKNOWN");
   }
   auto value = options_.meta->Get(kLogCf, LeafKey(index));
   if (!value.ok() && value.status().code() == core::Code::kNotFound) {

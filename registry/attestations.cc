@@ -114,8 +114,7 @@ core::Result<std::unique_ptr<Attestations>> Attestations::Open(AttestationOption
       options.clock == nullptr || options.log == nullptr) {
     return core::InvalidArgument("attestations need a registry, stores, a clock and a log");
   }
-  if (!options.server_key.has_value() ||
-      options.server_key->algorithm() == signing::Algorithm::kEd25519) {
+  if (!options.server_key.has_value() || options.server_key->algorithm() == signing::Algorithm::kEd25519) {
     return core::InvalidArgument("the server attestation key must be an ECDSA key");
   }
   std::unique_ptr<Attestations> a(new Attestations(std::move(options)));
@@ -181,9 +180,8 @@ core::Result<Attestations::Verified> Attestations::Verify(const std::string& rep
   if (doc->contains("mediaType")) {
     out.format = kFormatBundle;
     const Json& media = (*doc)["mediaType"];
-    if (!media.is_string() ||
-        std::find(std::begin(kBundleMediaTypes), std::end(kBundleMediaTypes),
-                  media.get<std::string>()) == std::end(kBundleMediaTypes)) {
+    if (!media.is_string() || std::find(std::begin(kBundleMediaTypes), std::end(kBundleMediaTypes),
+                                        media.get<std::string>()) == std::end(kBundleMediaTypes)) {
       return Invalid("unsupported bundle mediaType");
     }
     auto dsse = doc->find("dsseEnvelope");
@@ -234,8 +232,8 @@ core::Result<Attestations::Verified> Attestations::Verify(const std::string& rep
   }
   if (verified->payload_type != signing::kInTotoPayloadType) {
     return core::InvalidArgument("payload type '" + verified->payload_type.substr(0, 200) +
-                                     "' is not supported (want " +
-                                     std::string(signing::kInTotoPayloadType) + ")",
+                                     "' is not supported (want " + std::string(signing::kInTotoPayloadType) +
+                                     ")",
                                  "PAYLOAD_TYPE_UNSUPPORTED");
   }
   auto statement = attest::ParseStatement(verified->payload);
@@ -251,9 +249,8 @@ core::Result<Attestations::Verified> Attestations::Verify(const std::string& rep
         out.key_ids.push_back(id);
         out.server_issued = true;
       } else if (refusal.ok()) {
-        refusal = core::PermissionDenied("the server key may not attest predicate type " +
-                                             statement->predicate_type,
-                                         "KEY_NOT_ALLOWED");
+        refusal = core::PermissionDenied(
+            "the server key may not attest predicate type " + statement->predicate_type, "KEY_NOT_ALLOWED");
       }
       continue;
     }
@@ -281,18 +278,16 @@ core::Result<Attestations::Verified> Attestations::Verify(const std::string& rep
     for (const core::Digest& d : accepted) matched = matched || it->second == d.Hex();
   }
   if (!matched) {
-    return core::InvalidArgument("no subject digest matches version " + version.info.digest.ToString() +
-                                     (accepted.size() > 1 ? " or its files' ROOT " + accepted[1].ToString()
-                                                          : std::string()),
-                                 "SUBJECT_MISMATCH");
+    return core::InvalidArgument(
+        "no subject digest matches version " + version.info.digest.ToString() +
+            (accepted.size() > 1 ? " or its files' ROOT " + accepted[1].ToString() : std::string()),
+        "SUBJECT_MISMATCH");
   }
   return out;
 }
 
-core::Result<Attestations::Added> Attestations::Store(const std::string& repo,
-                                                      const ResolvedVersion& version,
-                                                      std::string_view document,
-                                                      const Verified& verified) {
+core::Result<Attestations::Added> Attestations::Store(const std::string& repo, const ResolvedVersion& version,
+                                                      std::string_view document, const Verified& verified) {
   core::Digest content = core::Sha256::Of(document);
   std::string key = VersionPrefix(repo, version.info.digest) + content.ToString();
   std::lock_guard<std::mutex> lock(add_mu_);
@@ -328,12 +323,9 @@ core::Result<Attestations::Added> Attestations::Store(const std::string& repo,
   storage::WriteBatch batch;
   auto stage = [&](uint64_t index, storage::WriteBatch* b) {
     record.log_index = index;
-    Json value = {{"format", record.format},
-                  {"predicate_type", record.predicate_type},
-                  {"key_ids", record.key_ids},
-                  {"server_issued", record.server_issued},
-                  {"log_index", index},
-                  {"created", record.created_micros}};
+    Json value = {{"format", record.format},   {"predicate_type", record.predicate_type},
+                  {"key_ids", record.key_ids}, {"server_issued", record.server_issued},
+                  {"log_index", index},        {"created", record.created_micros}};
     b->Put(kReferrersCf, key, core::DumpJson(value));
     return core::OkStatus();
   };
@@ -372,10 +364,8 @@ core::Result<Attestations::Added> Attestations::Sign(std::string_view repo, std:
   return Store(name, version, bundle, verified);
 }
 
-core::Result<AttestationRecord> Attestations::ReadRecord(const std::string& repo,
-                                                         const core::Digest& version,
-                                                         std::string_view key,
-                                                         std::string_view value) const {
+core::Result<AttestationRecord> Attestations::ReadRecord(const std::string& repo, const core::Digest& version,
+                                                         std::string_view key, std::string_view value) const {
   auto damaged = [&](const std::string& why) {
     return core::DataLoss("referrer record of " + repo + "@" + version.ToString() + ": " + why);
   };
@@ -416,8 +406,7 @@ std::string Attestations::StatusNow(const AttestationRecord& record) const {
   return reason;
 }
 
-core::Result<std::vector<AttestationRecord>> Attestations::List(std::string_view repo,
-                                                                std::string_view ref,
+core::Result<std::vector<AttestationRecord>> Attestations::List(std::string_view repo, std::string_view ref,
                                                                 std::string_view predicate_type) {
   ASSIGN_OR_RETURN(ResolvedVersion version, options_.registry->Resolve(repo, ref));
   std::string name(repo);

@@ -88,8 +88,8 @@ struct AttestationRecord {
 
 struct EvidenceEntry {
   AttestationRecord record;
-  std::string leaf;                             // the log leaf's bytes
-  std::vector<attest::MerkleHash> inclusion;    // against the checkpoint's size
+  std::string leaf;                           // the log leaf's bytes
+  std::vector<attest::MerkleHash> inclusion;  // against the checkpoint's size
 };
 
 struct Evidence {

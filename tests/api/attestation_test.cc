@@ -1,13 +1,13 @@
 // Attestations, trust store, server keys and transparency log routes,
 // driven without a socket, and checked the way an offline client would.
-#include <catch2/catch.hpp>
-#include <nlohmann/json.hpp>
-
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
 
 #include "api/service.h"
 #include "attest/checkpoint.h"
@@ -52,8 +52,8 @@ struct Fixture {
   std::unique_ptr<attest::TransparencyLog> log = OpenLog();
   std::unique_ptr<registry::Attestations> attestations = OpenAttestations();
   Metrics metrics;
-  Service service{ServiceOptions{&registry, &uploads, blobs.get(), meta.get(), &metrics,
-                                 attestations.get(), log.get()}};
+  Service service{
+      ServiceOptions{&registry, &uploads, blobs.get(), meta.get(), &metrics, attestations.get(), log.get()}};
 
   std::map<std::string, std::string> files = {{"config.json", "{\"layers\": 2}"},
                                               {"weights/a.safetensors", std::string(300, 'a')},
@@ -150,14 +150,18 @@ struct Fixture {
   Footprint Snapshot() {
     Footprint fp;
     fp.log_size = log->Size();
-    REQUIRE(meta->Scan("referrers", "", [&](std::string_view, std::string_view) {
-                  ++fp.referrers;
-                  return true;
-                }).ok());
-    REQUIRE(blobs->ForEach([&](const storage::BlobInfo&) {
+    REQUIRE(meta->Scan("referrers", "",
+                       [&](std::string_view, std::string_view) {
+                         ++fp.referrers;
+                         return true;
+                       })
+                .ok());
+    REQUIRE(blobs
+                ->ForEach([&](const storage::BlobInfo&) {
                   ++fp.blobs;
                   return true;
-                }).ok());
+                })
+                .ok());
     return fp;
   }
 
@@ -179,7 +183,8 @@ struct Fixture {
 Json Body(const HttpResponse& r) { return core::ParseJson(r.body).value(); }
 std::string ErrorCode(const HttpResponse& r) { return Body(r)["error"]["code"]; }
 
-std::string Provenance(const core::Digest& subject, std::string predicate_type = "https://slsa.dev/provenance/v1") {
+std::string Provenance(const core::Digest& subject,
+                       std::string predicate_type = "https://slsa.dev/provenance/v1") {
   attest::Statement st;
   st.subjects.push_back({"model", {{"sha256", subject.Hex()}}});
   st.predicate_type = std::move(predicate_type);
@@ -286,13 +291,15 @@ TEST_CASE("evidence verifies offline with the published log key", "[api][attest]
   core::Digest version = f.Push("1.0", f.files);
   signing::PrivateKey ci = NewKey();
   f.Trust(ci, {"*"}, {"**"});
-  REQUIRE(f.Call("POST", f.VersionUrl("1.0", "attestations"), SignedEnvelope(Provenance(version), {ci}))
-              .status == 201);
+  REQUIRE(
+      f.Call("POST", f.VersionUrl("1.0", "attestations"), SignedEnvelope(Provenance(version), {ci})).status ==
+      201);
   REQUIRE(f.Call("POST", f.VersionUrl("1.0", "sign")).status == 201);
   // An attestation of another version is not part of this version's evidence.
   core::Digest other = f.Push("2.0", {{"only", "file"}});
-  REQUIRE(f.Call("POST", f.VersionUrl("2.0", "attestations"), SignedEnvelope(Provenance(other), {ci}))
-              .status == 201);
+  REQUIRE(
+      f.Call("POST", f.VersionUrl("2.0", "attestations"), SignedEnvelope(Provenance(other), {ci})).status ==
+      201);
 
   auto r = f.Call("GET", f.VersionUrl("1.0", "evidence"));
   REQUIRE(r.status == 200);
@@ -326,7 +333,8 @@ TEST_CASE("evidence verifies offline with the published log key", "[api][attest]
   }
 }
 
-TEST_CASE("the server signs a version with its own key and the bundle verifies against the files", "[api][attest]") {
+TEST_CASE("the server signs a version with its own key and the bundle verifies against the files",
+          "[api][attest]") {
   Fixture f;
   f.Push("1.0", f.files);
   auto signed_r = f.Call("POST", f.VersionUrl("1.0", "sign"));
@@ -477,8 +485,9 @@ TEST_CASE("revoking a key changes the status of what it signed, not the log", "[
   core::Digest version = f.Push("1.0", f.files);
   signing::PrivateKey ci = NewKey();
   f.Trust(ci, {"*"}, {"**"});
-  REQUIRE(f.Call("POST", f.VersionUrl("1.0", "attestations"), SignedEnvelope(Provenance(version), {ci}))
-              .status == 201);
+  REQUIRE(
+      f.Call("POST", f.VersionUrl("1.0", "attestations"), SignedEnvelope(Provenance(version), {ci})).status ==
+      201);
   f.clock.Advance(1'000'000);
   auto revoked = f.Call("POST", "/api/v1/trust/keys/" + ci.key_id() + "/revoke");
   REQUIRE(revoked.status == 200);

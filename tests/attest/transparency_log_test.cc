@@ -72,9 +72,9 @@ void CheckAllProofs(TransparencyLog& log, const MemoryTree& expected) {
       auto proof = InclusionProof(log, i, size);
       REQUIRE(proof.ok());
       INFO("index " << i << " size " << size);
-      REQUIRE(VerifyInclusion(i, size, HashBytes(MerkleLeafHash(LeafData(i))), Strings(*proof),
-                              HashBytes(*root))
-                  .ok());
+      REQUIRE(
+          VerifyInclusion(i, size, HashBytes(MerkleLeafHash(LeafData(i))), Strings(*proof), HashBytes(*root))
+              .ok());
     }
     for (uint64_t from = 1; from <= size; ++from) {
       auto proof = ConsistencyProof(log, from, size);
@@ -178,8 +178,7 @@ TEST_CASE("log refuses empty and oversized leaves and bad options", "[attest][lo
   auto meta = storage::NewMemoryMetaStore();
   auto log = OpenLog(meta.get());
   REQUIRE(log->AppendWith({}, "").status().reason() == "LOG_LEAF_INVALID");
-  REQUIRE(log->AppendWith({}, std::string(kMaxLeafBytes + 1, 'x')).status().reason() ==
-          "LOG_LEAF_INVALID");
+  REQUIRE(log->AppendWith({}, std::string(kMaxLeafBytes + 1, 'x')).status().reason() == "LOG_LEAF_INVALID");
   REQUIRE(log->Size() == 0);
 
   TransparencyLogOptions o;
@@ -254,8 +253,8 @@ TEST_CASE("log of 10000 entries answers proofs with a bounded number of reads", 
   constexpr uint64_t kBound = 14 * 14;
   auto root = RootHash(*log, kN);
   REQUIRE(root.ok());
-  for (uint64_t index : {uint64_t{0}, uint64_t{1}, uint64_t{4095}, uint64_t{4096}, uint64_t{8191},
-                         uint64_t{9998}, kN - 1}) {
+  for (uint64_t index :
+       {uint64_t{0}, uint64_t{1}, uint64_t{4095}, uint64_t{4096}, uint64_t{8191}, uint64_t{9998}, kN - 1}) {
     uint64_t before = meta.gets.load();
     auto proof = InclusionProof(*log, index, kN);
     REQUIRE(proof.ok());
@@ -271,14 +270,12 @@ TEST_CASE("log of 10000 entries answers proofs with a bounded number of reads", 
     auto proof = ConsistencyProof(*log, from, kN);
     REQUIRE(proof.ok());
     REQUIRE(meta.gets.load() - before <= kBound);
-    REQUIRE(VerifyConsistency(from, kN, Strings(*proof), HashBytes(*RootHash(*log, from)),
-                              HashBytes(*root))
+    REQUIRE(VerifyConsistency(from, kN, Strings(*proof), HashBytes(*RootHash(*log, from)), HashBytes(*root))
                 .ok());
   }
   // A wrong leaf does not verify with a right proof.
   auto proof = InclusionProof(*log, 5, kN);
-  REQUIRE(VerifyInclusion(5, kN, HashBytes(MerkleLeafHash(LeafData(6))), Strings(*proof),
-                          HashBytes(*root))
+  REQUIRE(VerifyInclusion(5, kN, HashBytes(MerkleLeafHash(LeafData(6))), Strings(*proof), HashBytes(*root))
               .reason() == "MERKLE_PROOF_INVALID");
 }
 

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <bit>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -277,6 +278,50 @@ TEST_CASE("log of 10000 entries answers proofs with a bounded number of reads", 
   auto proof = InclusionProof(*log, 5, kN);
   REQUIRE(VerifyInclusion(5, kN, HashBytes(MerkleLeafHash(LeafData(6))), Strings(*proof), HashBytes(*root))
               .reason() == "MERKLE_PROOF_INVALID");
+}
+
+TEST_CASE("concurrent appends take distinct indexes and keep the tree whole", "[attest][log]") {
+  auto meta = storage::NewMemoryMetaStore();
+  auto log = OpenLog(meta.get());
+  constexpr int kThreads = 4;
+  constexpr int kEach = 50;
+  std::vector<std::vector<uint64_t>> got(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        std::string leaf = "t" + std::to_string(t) + "-" + std::to_string(i);
+        storage::WriteBatch batch;
+        auto index = log->AppendWith(std::move(batch), leaf, [&](uint64_t index, storage::WriteBatch* b) {
+          b->Put("referrers", leaf, std::to_string(index));
+          return core::OkStatus();
+        });
+        if (index.ok()) got[t].push_back(*index);
+        (void)log->Checkpoint();
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  REQUIRE(log->Size() == kThreads * kEach);
+  std::vector<bool> seen(kThreads * kEach, false);
+  for (int t = 0; t < kThreads; ++t) {
+    REQUIRE(got[t].size() == kEach);
+    for (int i = 0; i < kEach; ++i) {
+      uint64_t index = got[t][i];
+      std::string leaf = "t" + std::to_string(t) + "-" + std::to_string(i);
+      REQUIRE_FALSE(seen[index]);
+      seen[index] = true;
+      REQUIRE(*log->Leaf(index) == leaf);
+      REQUIRE(*meta->Get("referrers", leaf) == std::to_string(index));
+    }
+  }
+  MemoryTree expected;
+  for (uint64_t i = 0; i < log->Size(); ++i) expected.Append(*log->Leaf(i));
+  REQUIRE(*RootHash(*log, log->Size()) == *RootHash(expected, expected.Size()));
+  auto verifier = ParseNoteVerifierKey(log->verifier_key());
+  auto cp = VerifyCheckpoint(log->Checkpoint()->note, "sigil/test.example", {*verifier});
+  REQUIRE(cp.ok());
+  REQUIRE(cp->size == kThreads * kEach);
 }
 
 }  // namespace

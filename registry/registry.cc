@@ -491,7 +491,7 @@ core::Result<VersionInfo> Registry::PutVersion(std::string_view repo, std::strin
   TagRecord tag;
   tag.digest = digest;
   tag.created = now;
-  tag.state = VersionState::kAvailable;
+  tag.state = options_.new_version_state;
   tag.labels = labels;
   tag.size = manifest_bytes.size();
   tag.total_size = total_size;

@@ -103,6 +103,9 @@ struct RegistryOptions {
   // Unreferenced blobs younger than this are kept by GC: a push uploads its
   // blobs before its manifest.
   int64_t gc_grace_micros = 3600ll * 1'000'000;
+  // The state a new version starts in: kPending where a scanner decides it
+  // (registry/scanning.h).
+  VersionState new_version_state = VersionState::kAvailable;
 };
 
 class Registry {

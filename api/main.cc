@@ -23,6 +23,7 @@
 #include "attest/transparency_log.h"
 #include "registry/attestations.h"
 #include "registry/registry.h"
+#include "registry/scanning.h"
 #include "signing/keys.h"
 #include "storage/fs_blob_store.h"
 #include "storage/rocks_meta_store.h"
@@ -147,6 +148,8 @@ int Run(int argc, char** argv) {
   registry_options.blobs = blobs->get();
   registry_options.meta = meta->get();
   registry_options.gc_grace_micros = config->gc_grace_micros;
+  // New versions wait for their scan (registry/scanning.h).
+  registry_options.new_version_state = registry::VersionState::kPending;
   registry::Registry registry(registry_options);
 
   auto passphrase = signing::ReadPassphrase();
@@ -186,6 +189,18 @@ int Run(int argc, char** argv) {
     return 1;
   }
 
+  registry::ScanningOptions scanning_options;
+  scanning_options.registry = &registry;
+  scanning_options.blobs = blobs->get();
+  scanning_options.meta = meta->get();
+  scanning_options.attestations = attestations->get();
+  scanning_options.server_key = keys->attestation;
+  auto scanning = registry::Scanning::Start(std::move(scanning_options));
+  if (!scanning.ok()) {
+    std::fprintf(stderr, "sigild: scanning: %s\n", scanning.status().ToString().c_str());
+    return 1;
+  }
+
   Metrics metrics;
   ServiceOptions service_options;
   service_options.registry = &registry;
@@ -195,6 +210,7 @@ int Run(int argc, char** argv) {
   service_options.metrics = &metrics;
   service_options.attestations = attestations->get();
   service_options.log = log->get();
+  service_options.scanning = scanning->get();
   Service service(service_options);
 
   ServerOptions server_options;

@@ -287,7 +287,14 @@ HttpResponse Service::SendBlob(const HttpRequest& request, const core::Digest& d
 HttpResponse Service::Blob(const HttpRequest& request, const std::string& digest_text) {
   auto digest = core::Digest::Parse(digest_text);
   if (!digest.ok()) return ErrorResponse(digest.status());
-  if (request.method == "GET" || request.method == "HEAD") return SendBlob(request, *digest);
+  if (request.method == "GET" || request.method == "HEAD") {
+    // HEAD stays open: pushes use it to skip blobs the server has.
+    if (request.method == "GET") {
+      core::Status pullable = CheckBlobPullable(*digest);
+      if (!pullable.ok()) return ErrorResponse(pullable);
+    }
+    return SendBlob(request, *digest);
+  }
   if (request.method == "PUT") {
     if (request.body.size() > options_.uploads->options().chunk_max) {
       return ErrorResponse(core::ResourceExhausted(
@@ -457,6 +464,10 @@ HttpResponse Service::Models(const HttpRequest& request, std::string* route) {
       *route = "/api/v1/models/{repo}/versions/{ref}/manifest";
       return VersionManifest(request, repo, ref);
     }
+    if (rest == 3 && decoded[k + 2] == "scan") {
+      *route = "/api/v1/models/{repo}/versions/{ref}/scan";
+      return VersionScan(request, repo, ref);
+    }
     if (rest == 3 && decoded[k + 2] == "labels") {
       *route = "/api/v1/models/{repo}/versions/{ref}/labels";
       return VersionLabels(request, repo, ref);
@@ -576,6 +587,11 @@ HttpResponse Service::Version(const HttpRequest& request, const std::string& rep
     }
     auto info = options_.registry->PutVersion(repo, ref, request.body, labels);
     if (!info.ok()) return ErrorResponse(info.status());
+    if (options_.scanning != nullptr && info->state == registry::VersionState::kPending) {
+      // Only queued here; the scan runs on the scanning workers.
+      auto queued = options_.scanning->Enqueue(repo, ref);
+      if (!queued.ok()) return ErrorResponse(queued.status());
+    }
     HttpResponse r = JsonResponse(201, VersionJson(*info));
     r.AddHeader("Docker-Content-Digest", info->digest.ToString());
     r.AddHeader("Location", "/api/v1/models/" + repo + "/versions/" + ref);
@@ -630,6 +646,8 @@ HttpResponse Service::File(const HttpRequest& request, const std::string& repo,
     return ErrorResponse(core::NotFound("version " + ref + " has no file '" + path + "'",
                                         "FILE_UNKNOWN"));
   }
+  core::Status pullable = CheckVersionPullable(resolved->info);
+  if (!pullable.ok()) return ErrorResponse(pullable);
   return SendBlob(request, layer->digest);
 }
 

@@ -14,6 +14,7 @@
 #include "core/status.h"
 #include "registry/attestations.h"
 #include "registry/registry.h"
+#include "registry/scanning.h"
 #include "storage/blob_store.h"
 #include "storage/meta_store.h"
 #include "storage/uploads.h"
@@ -30,6 +31,10 @@ struct ServiceOptions {
   // answer 503 ATTESTATIONS_UNAVAILABLE.
   registry::Attestations* attestations = nullptr;
   attest::TransparencyLog* log = nullptr;
+  // Scans new versions and refuses pulls of versions that are not
+  // available; without it versions are never scanned and the scan routes
+  // answer 503 SCANNING_UNAVAILABLE.
+  registry::Scanning* scanning = nullptr;
 };
 
 class Service {
@@ -70,6 +75,11 @@ class Service {
   HttpResponse VersionAttestationRoute(const HttpRequest& request, const std::string& repo,
                                        const std::string& ref, const std::string& word,
                                        std::string* route);
+
+  // scan_routes.cc
+  HttpResponse VersionScan(const HttpRequest& request, const std::string& repo, const std::string& ref);
+  core::Status CheckVersionPullable(const registry::VersionInfo& version);
+  core::Status CheckBlobPullable(const core::Digest& digest);
 
   // A blob's bytes with Range support (GET) or its headers (HEAD).
   HttpResponse SendBlob(const HttpRequest& request, const core::Digest& digest);

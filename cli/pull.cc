@@ -141,6 +141,43 @@ class Downloader {
   const std::atomic<bool>* stop_;  // another worker failed
 };
 
+// A version's files are refused while its scan runs (PENDING_SCAN) and once
+// it is quarantined (QUARANTINED). Waits for a pending scan within the retry
+// budget, re-reading *version; refuses a quarantined version with the
+// scan's findings before anything is written.
+Status WaitUntilPullable(HttpClient& http, const std::string& path, const Reference& ref,
+                         core::Json* version, std::chrono::milliseconds budget) {
+  Backoff backoff(budget);
+  while (true) {
+    auto state = core::GetString(*version, "state");
+    if (!state.ok() || *state == "available") return core::OkStatus();
+    if (*state == "pending") {
+      if (!backoff.Wait()) {
+        return core::FailedPrecondition(
+            ref.ToString() + " is still being scanned; pull it once it is available", "PENDING_SCAN");
+      }
+      ASSIGN_OR_RETURN(HttpResponse vr, PerformWithRetry(http, HttpRequest{.path = path}, budget));
+      if (!vr.ok()) return ErrorFromResponse(vr);
+      ASSIGN_OR_RETURN(*version, core::ParseJson(vr.body));
+      continue;
+    }
+    std::string message = ref.ToString() + " is " + *state;
+    std::string detail;
+    ASSIGN_OR_RETURN(HttpResponse sr, PerformWithRetry(http, HttpRequest{.path = path + "/scan"}, budget));
+    auto scan = sr.ok() ? core::ParseJson(sr.body) : core::Result<core::Json>(core::Json());
+    if (scan.ok() && scan->is_object() && scan->contains("summary") && (*scan)["summary"].is_object()) {
+      const core::Json& summary = (*scan)["summary"];
+      detail = core::DumpJson(summary);
+      if (summary.contains("findings") && summary["findings"].is_array() && !summary["findings"].empty()) {
+        const core::Json& f = summary["findings"][0];
+        message += ": " + f.value("path", std::string()) + ": " + f.value("rule", std::string()) + " (" +
+                   f.value("severity", std::string()) + ") " + f.value("message", std::string());
+      }
+    }
+    return Status(core::Code::kPermissionDenied, message, "QUARANTINED", detail);
+  }
+}
+
 Status CopyFile(const std::string& from, const std::string& to) {
   core::UniqueFd in(::open(from.c_str(), O_RDONLY | O_CLOEXEC));
   if (!in.valid()) return core::ErrnoStatus(errno, "open " + from);
@@ -195,6 +232,7 @@ core::Result<PullResult> Pull(const Reference& ref, const std::string& dir,
   if (!ref.digest.empty() && digest.ToString() != ref.digest) {
     return core::DataLoss("server answered " + digest.ToString() + " for " + ref.ToString());
   }
+  RETURN_IF_ERROR(WaitUntilPullable(http, base + digest.ToString(), ref, &version, options.retry_budget));
 
   // The manifest by digest, so that an alias moving meanwhile cannot mix
   // two versions.

@@ -1,6 +1,7 @@
 // docs/api.md's promises about bad input, checked over real HTTP.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <thread>
 #include <tuple>
 
@@ -312,6 +313,11 @@ TEST_CASE("manifests: bad JSON, missing blobs, bad names and paths", "[integrati
   std::string other =
       Manifest(config_digest, config.size(), {{layer_digest, layer.size(), "other.bin"}});
   api.Error(api.Do("PUT", put + "1", other), 409, "TAG_IMMUTABLE");
+  // Files are served once the version's scan has made it available.
+  for (int i = 0;
+       i < 200 && api.Do("GET", put + "1").body.find("\"state\":\"pending\"") != std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   HttpResponse file = api.Do("GET", put + "1/files/dir/a.bin", {}, {"Range: bytes=6-"});
   CHECK(file.status == 206);
   CHECK(file.body == "bytes");

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <vector>
 
 #include "api/range.h"
@@ -598,8 +599,19 @@ HttpResponse Service::Version(const HttpRequest& request, const std::string& rep
     return r;
   }
   if (request.method == "DELETE") {
+    std::optional<registry::ResolvedVersion> before;
+    if (options_.scanning != nullptr) {
+      auto resolved = options_.registry->Resolve(repo, ref);
+      if (!resolved.ok()) return ErrorResponse(resolved.status());
+      before = std::move(resolved).value();
+    }
     core::Status s = options_.registry->DeleteVersion(repo, ref);
     if (!s.ok()) return ErrorResponse(s);
+    if (before) {
+      // Blobs it shared with quarantined versions may be refused now.
+      s = options_.scanning->Forget(*before);
+      if (!s.ok()) return ErrorResponse(s);
+    }
     return NoContent();
   }
   return MethodNotAllowed(request, "GET, PUT, DELETE");

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -272,8 +273,10 @@ core::Status Scanning::Run(const Job& job) {
   std::string summary_text = core::DumpJson(summary);
   // A quarantined version's blobs are refused before its state says so; an
   // available version's are released after.
-  if (state == VersionState::kQuarantined)
-    RETURN_IF_ERROR(UpdateQuarantineIndex(version, state, summary_text));
+  std::string label = VersionLabel(repo, name);
+  if (state == VersionState::kQuarantined) {
+    RETURN_IF_ERROR(UpdateQuarantineIndex(label, version.manifest, IndexChange::kQuarantined, summary_text));
+  }
 
   storage::WriteBatch batch;
   batch.Put(
@@ -284,26 +287,19 @@ core::Status Scanning::Run(const Job& job) {
   RETURN_IF_ERROR(options_.meta->Write(batch));
   core::Status set = options_.registry->SetVersionState(repo, name, state);
   if (!set.ok() && set.code() != core::Code::kNotFound) return set;
-  if (state == VersionState::kAvailable) RETURN_IF_ERROR(UpdateQuarantineIndex(version, state, summary_text));
+  if (state == VersionState::kAvailable) {
+    RETURN_IF_ERROR(UpdateQuarantineIndex(label, version.manifest, IndexChange::kAvailable, summary_text));
+  }
   SIGIL_LOG(kInfo) << "scanned " << VersionLabel(repo, name) << ": " << scanner::VerdictName(report.verdict)
                    << " -> " << VersionStateName(state);
   return core::OkStatus();
 }
 
-core::Status Scanning::UpdateQuarantineIndex(const ResolvedVersion& version, VersionState state,
-                                             const std::string& summary_json) {
-  std::set<core::Digest> layers;
-  for (const Descriptor& layer : version.manifest.layers) layers.insert(layer.digest);
-  std::lock_guard lock(index_mu_);
-  storage::WriteBatch batch;
-  if (state == VersionState::kAvailable) {
-    for (const core::Digest& d : layers) batch.Delete(kJobsCf, QuarantineKey(d));
-    return options_.meta->Write(batch);
-  }
-  // Layers that an available version also holds stay pullable by digest.
-  // Quarantine is rare, so this walks every version instead of keeping a
-  // reverse index of blob holders.
-  std::set<core::Digest> shared;
+core::Result<std::set<core::Digest>> Scanning::HeldByAvailable(const std::set<core::Digest>& blobs,
+                                                               const std::string& except) {
+  // Quarantine and deletions of versions sharing quarantined blobs are rare,
+  // so this walks every version instead of keeping a reverse index of holders.
+  std::set<core::Digest> held;
   std::string repo_page;
   do {
     ASSIGN_OR_RETURN(auto repos, options_.registry->ListRepos(repo_page, kListPage));
@@ -312,15 +308,14 @@ core::Status Scanning::UpdateQuarantineIndex(const ResolvedVersion& version, Ver
       do {
         ASSIGN_OR_RETURN(auto versions, options_.registry->ListVersions(repo.name, version_page, kListPage));
         for (const VersionInfo& v : versions.items) {
-          if (v.state != VersionState::kAvailable) continue;
-          if (v.repo == version.info.repo && v.version == version.info.version) continue;
+          if (v.state != VersionState::kAvailable || VersionLabel(v.repo, v.version) == except) continue;
           auto other = options_.registry->Resolve(v.repo, v.version);
           if (!other.ok()) {
             if (other.status().code() == core::Code::kNotFound) continue;
             return other.status();
           }
           for (const Descriptor& layer : other->manifest.layers) {
-            if (layers.count(layer.digest)) shared.insert(layer.digest);
+            if (blobs.count(layer.digest)) held.insert(layer.digest);
           }
         }
         version_page = versions.next;
@@ -328,28 +323,75 @@ core::Status Scanning::UpdateQuarantineIndex(const ResolvedVersion& version, Ver
     }
     repo_page = repos.next;
   } while (!repo_page.empty());
+  return held;
+}
 
-  std::string label = VersionLabel(version.info.repo, version.info.version);
-  auto summary = core::ParseJson(summary_json);
-  for (const core::Digest& d : layers) {
-    if (shared.count(d)) continue;
-    Json rec = {{"versions", Json::array()}};
-    auto existing = options_.meta->Get(kJobsCf, QuarantineKey(d));
-    if (existing.ok()) {
-      auto parsed = core::ParseJson(*existing);
-      if (parsed.ok() && parsed->is_object() && parsed->contains("versions") &&
-          (*parsed)["versions"].is_array()) {
-        rec = std::move(parsed).value();
-      }
-    } else if (existing.status().code() != core::Code::kNotFound) {
-      return existing.status();
-    }
-    auto& holders = rec["versions"];
-    if (std::find(holders.begin(), holders.end(), Json(label)) == holders.end()) holders.push_back(label);
-    rec["summary"] = summary.ok() ? *summary : Json::object();
-    batch.Put(kJobsCf, QuarantineKey(d), core::DumpJson(rec));
+core::Result<std::optional<Json>> Scanning::LoadQuarantine(const core::Digest& blob) {
+  auto text = options_.meta->Get(kJobsCf, QuarantineKey(blob));
+  if (!text.ok()) {
+    if (text.status().code() == core::Code::kNotFound) return std::optional<Json>();
+    return text.status();
   }
+  auto parsed = core::ParseJson(*text);
+  if (!parsed.ok() || !parsed->is_object() || !parsed->contains("versions") ||
+      !(*parsed)["versions"].is_array()) {
+    return core::DataLoss("corrupt quarantine record of " + blob.ToString());
+  }
+  return std::optional<Json>(std::move(parsed).value());
+}
+
+core::Status Scanning::UpdateQuarantineIndex(const std::string& label, const Manifest& manifest,
+                                             IndexChange change, const std::string& summary_json) {
+  std::set<core::Digest> layers;
+  for (const Descriptor& layer : manifest.layers) layers.insert(layer.digest);
+  std::lock_guard lock(index_mu_);
+  std::set<core::Digest> held;
+  if (change == IndexChange::kQuarantined) {
+    ASSIGN_OR_RETURN(held, HeldByAvailable(layers, label));
+  }
+  storage::WriteBatch batch;
+  std::set<core::Digest> recheck;  // released blobs whose available holder left
+  std::map<core::Digest, Json> records;
+  for (const core::Digest& d : layers) {
+    ASSIGN_OR_RETURN(std::optional<Json> rec, LoadQuarantine(d));
+    if (change == IndexChange::kQuarantined) {
+      if (!rec) rec = Json{{"versions", Json::array()}, {"released", false}};
+      Json& holders = (*rec)["versions"];
+      if (std::find(holders.begin(), holders.end(), Json(label)) == holders.end()) holders.push_back(label);
+      (*rec)["released"] = held.count(d) > 0;
+      auto summary = core::ParseJson(summary_json);
+      (*rec)["summary"] = summary.ok() ? *summary : Json::object();
+      batch.Put(kJobsCf, QuarantineKey(d), core::DumpJson(*rec));
+      continue;
+    }
+    if (!rec) continue;
+    Json& holders = (*rec)["versions"];
+    holders.erase(std::remove(holders.begin(), holders.end(), Json(label)), holders.end());
+    if (holders.empty()) {
+      batch.Delete(kJobsCf, QuarantineKey(d));
+      continue;
+    }
+    if (change == IndexChange::kAvailable) {
+      (*rec)["released"] = true;
+    } else if (change == IndexChange::kAvailableDeleted && rec->value("released", false)) {
+      recheck.insert(d);
+    }
+    records[d] = std::move(*rec);
+  }
+  if (!recheck.empty()) {
+    ASSIGN_OR_RETURN(std::set<core::Digest> still, HeldByAvailable(recheck, label));
+    for (const core::Digest& d : recheck) records[d]["released"] = still.count(d) > 0;
+  }
+  for (const auto& [d, rec] : records) batch.Put(kJobsCf, QuarantineKey(d), core::DumpJson(rec));
   return options_.meta->Write(batch);
+}
+
+core::Status Scanning::Forget(const ResolvedVersion& deleted) {
+  IndexChange change = deleted.info.state == VersionState::kAvailable ? IndexChange::kAvailableDeleted
+                                                                      : IndexChange::kQuarantinedDeleted;
+  RETURN_IF_ERROR(UpdateQuarantineIndex(VersionLabel(deleted.info.repo, deleted.info.version),
+                                        deleted.manifest, change, {}));
+  return options_.meta->Delete(kJobsCf, JobKey(deleted.info.repo, deleted.info.version));
 }
 
 core::Result<std::optional<ScanRecord>> Scanning::Latest(const std::string& repo, const core::Digest& digest,
@@ -430,6 +472,7 @@ core::Status Scanning::CheckBlobPullable(const core::Digest& digest) {
   auto rec = options_.meta->Get(kJobsCf, QuarantineKey(digest));
   if (!rec.ok()) return rec.status().code() == core::Code::kNotFound ? core::OkStatus() : rec.status();
   auto j = core::ParseJson(*rec);
+  if (j.ok() && j->is_object() && j->value("released", false)) return core::OkStatus();
   Json detail = Json::object();
   if (j.ok() && j->is_object()) {
     detail = j->value("summary", Json::object());

@@ -12,10 +12,13 @@
 //   jobs       scan\0<repo>\0<version>      -> {"queued": micros}
 //                a queued scan; deleted once its report is stored. Jobs and
 //                versions still `pending` are re-queued by Start.
-//   jobs       quarantine\0<blob digest>    -> {"versions": ["repo:version"], "summary": {...}}
-//                a layer blob held by a quarantined version and by no
-//                available version at the time it was quarantined; removed
-//                when any version holding the blob becomes available.
+//   jobs       quarantine\0<blob digest>    -> {"versions": ["repo:version"], "released",
+//                                              "summary": {...}}
+//                a layer blob of quarantined versions ("versions"); refused
+//                by digest unless "released": an available version holds it
+//                too. Kept up to date when versions are quarantined, become
+//                available (scans) or are deleted (Forget); the record goes
+//                when its last quarantined holder does.
 //   referrers  scan\0<repo>\0<manifest digest>\0<16 hex micros>\0<report digest>
 //                -> {"verdict", "created", "version", "summary", "attestation"?}
 //                one record per report, oldest first; the report (the JSON of
@@ -40,6 +43,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <set>
 #include <string>
@@ -117,9 +121,13 @@ class Scanning {
   // PENDING_SCAN while its first scan runs.
   core::Status CheckPullable(const VersionInfo& version);
   // Whether a blob may be pulled by digest: kPermissionDenied QUARANTINED
-  // when a quarantined version holds it and no available version did when
-  // it was quarantined. One point read.
+  // (detail: the summary and the quarantined holders) when a quarantined
+  // version holds it and no available version does. One point read.
   core::Status CheckBlobPullable(const core::Digest& digest);
+
+  // Updates the quarantine index after `deleted` (resolved before it was
+  // deleted) is gone, and drops its queued job record.
+  core::Status Forget(const ResolvedVersion& deleted);
 
   // Blocks until no scan is queued or running (tests, shutdown).
   void WaitIdle();
@@ -133,8 +141,14 @@ class Scanning {
   void Work();
   core::Status Run(const Job& job);
   core::Result<scanner::VersionReport> ScanVersion(const ResolvedVersion& version);
-  core::Status UpdateQuarantineIndex(const ResolvedVersion& version, VersionState state,
+  enum class IndexChange { kQuarantined, kAvailable, kQuarantinedDeleted, kAvailableDeleted };
+  core::Status UpdateQuarantineIndex(const std::string& label, const Manifest& manifest, IndexChange change,
                                      const std::string& summary_json);
+  // The blobs among `blobs` that an available version other than `except`
+  // ("repo:version") holds.
+  core::Result<std::set<core::Digest>> HeldByAvailable(const std::set<core::Digest>& blobs,
+                                                       const std::string& except);
+  core::Result<std::optional<nlohmann::json>> LoadQuarantine(const core::Digest& blob);
   core::Result<std::optional<ScanRecord>> Latest(const std::string& repo, const core::Digest& digest,
                                                  bool with_report);
 

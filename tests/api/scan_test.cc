@@ -211,6 +211,12 @@ TEST_CASE("a quarantined version's files and blobs are 403 QUARANTINED with the 
   HttpResponse good = f.Call("GET", "/api/v1/blobs/" + core::Sha256::Of(shared).ToString());
   CHECK(good.status == 200);
   CHECK(f.Call("GET", "/api/v1/models/team/good/versions/1/files/model.safetensors").status == 200);
+
+  // Once the available holder is deleted, only the quarantined one is left.
+  CHECK(f.Call("DELETE", "/api/v1/models/team/good/versions/1").status == 204);
+  CHECK(ErrorCode(f.Call("GET", "/api/v1/blobs/" + core::Sha256::Of(shared).ToString())) == "QUARANTINED");
+  CHECK(f.Call("DELETE", "/api/v1/models/team/bad/versions/1").status == 204);
+  CHECK(f.Call("GET", "/api/v1/blobs/" + core::Sha256::Of(evil).ToString()).status == 200);
 }
 
 TEST_CASE("POST scan re-runs the checks and answers 202", "[api][scan]") {

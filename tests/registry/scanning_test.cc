@@ -283,6 +283,40 @@ TEST_CASE("a blob an available version holds stays pullable by digest", "[regist
   CHECK(scanning->CheckBlobPullable(core::Sha256::Of(EvilPickle())).reason() == "QUARANTINED");
 }
 
+TEST_CASE("the quarantine index follows versions that become available or are deleted",
+          "[registry][scanning]") {
+  Env env;
+  std::string shared = Safetensors(4, 16);
+  std::string evil = EvilPickle();
+  auto scanning = env.Start(env.ScanOpts());
+  env.Push("team/bad", "1", {{"model.safetensors", shared}, {"extra.pkl", evil}});
+  REQUIRE(scanning->Enqueue("team/bad", "1").ok());
+  scanning->WaitIdle();
+  CHECK(scanning->CheckBlobPullable(core::Sha256::Of(shared)).reason() == "QUARANTINED");
+
+  // A version holding the shared blob becomes available: it is released.
+  env.Push("team/good", "1", {{"model.safetensors", shared}});
+  REQUIRE(scanning->Enqueue("team/good", "1").ok());
+  scanning->WaitIdle();
+  CHECK(env.StateOf("team/good", "1") == VersionState::kAvailable);
+  CHECK(scanning->CheckBlobPullable(core::Sha256::Of(shared)).ok());
+
+  // That version deleted: refused again.
+  auto good = env.reg.Resolve("team/good", "1");
+  REQUIRE(good.ok());
+  REQUIRE(env.reg.DeleteVersion("team/good", "1").ok());
+  REQUIRE(scanning->Forget(*good).ok());
+  CHECK(scanning->CheckBlobPullable(core::Sha256::Of(shared)).reason() == "QUARANTINED");
+
+  // The quarantined holder deleted: nothing left to refuse.
+  auto bad = env.reg.Resolve("team/bad", "1");
+  REQUIRE(bad.ok());
+  REQUIRE(env.reg.DeleteVersion("team/bad", "1").ok());
+  REQUIRE(scanning->Forget(*bad).ok());
+  CHECK(scanning->CheckBlobPullable(core::Sha256::Of(shared)).ok());
+  CHECK(scanning->CheckBlobPullable(core::Sha256::Of(evil)).ok());
+}
+
 TEST_CASE("reports are signed by the server key and logged when attestations are configured",
           "[registry][scanning]") {
   Env env;

@@ -176,6 +176,7 @@ core::Result<Attestations::Verified> Attestations::Verify(const std::string& rep
 
   Verified out;
   std::vector<std::string> hints;
+  std::string bundle_hint;
   core::Result<signing::Envelope> envelope = Invalid("no envelope");
   if (doc->contains("mediaType")) {
     out.format = kFormatBundle;
@@ -193,7 +194,10 @@ core::Result<Attestations::Verified> Attestations::Verify(const std::string& rep
       auto pub = material->find("publicKey");
       if (pub != material->end() && pub->is_object()) {
         auto hint = pub->find("hint");
-        if (hint != pub->end() && hint->is_string()) hints.push_back(hint->get<std::string>());
+        if (hint != pub->end() && hint->is_string()) {
+          bundle_hint = hint->get<std::string>();
+          hints.push_back(bundle_hint);
+        }
       }
     }
     envelope = signing::EnvelopeFromJson(*dsse);
@@ -229,6 +233,13 @@ core::Result<Attestations::Verified> Attestations::Verify(const std::string& rep
       }
     }
     return core::PermissionDenied("no trusted key verifies the signature", "KEY_UNTRUSTED");
+  }
+  // As OpenSSF model signing verifies: a bundle's key hint, when present,
+  // names the key that signed.
+  if (!bundle_hint.empty() &&
+      std::find(verified->key_ids.begin(), verified->key_ids.end(), bundle_hint) == verified->key_ids.end()) {
+    return Invalid("publicKey.hint names key " + bundle_hint.substr(0, 200) +
+                   ", but the signature verifies with key " + verified->key_ids[0]);
   }
   if (verified->payload_type != signing::kInTotoPayloadType) {
     return core::InvalidArgument("payload type '" + verified->payload_type.substr(0, 200) +

@@ -423,6 +423,8 @@ TEST_CASE("bad attestations are refused with their reason and leave nothing behi
                          {"dsseEnvelope", signing::EnvelopeToJson(*two_sig_env)}};
   Json one_sig_bundle = two_sig_bundle;
   one_sig_bundle["dsseEnvelope"]["signatures"].erase(1);
+  Json wrong_hint_bundle = one_sig_bundle;
+  wrong_hint_bundle["verificationMaterial"]["publicKey"]["hint"] = stranger.key_id();
   Json no_envelope_bundle = {{"mediaType", "application/vnd.dev.sigstore.bundle.v0.3+json"},
                              {"messageSignature", Json::object()}};
   Json wrong_media_bundle = one_sig_bundle;
@@ -455,6 +457,8 @@ TEST_CASE("bad attestations are refused with their reason and leave nothing behi
        "PAYLOAD_TYPE_UNSUPPORTED"},
       {"payload that is no statement", SignedEnvelope("{\"hello\": 1}", {ci}), 400, "ATTESTATION_INVALID"},
       {"bundle with two signatures", core::DumpJson(two_sig_bundle), 400, "ATTESTATION_INVALID"},
+      {"bundle whose key hint names another key", core::DumpJson(wrong_hint_bundle), 400,
+       "ATTESTATION_INVALID"},
       {"bundle without an envelope", core::DumpJson(no_envelope_bundle), 400, "ATTESTATION_INVALID"},
       {"bundle of an unknown media type", core::DumpJson(wrong_media_bundle), 400, "ATTESTATION_INVALID"},
   };

@@ -1,5 +1,8 @@
 // sigil: the command-line client of sigild. Parses arguments, runs one
 // command from sigil_cli, prints its result, and maps failures to exit codes.
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -11,14 +14,19 @@
 
 #include <nlohmann/json.hpp>
 
+#include "attest/model_signing.h"
 #include "cli/commands.h"
 #include "cli/http_client.h"
+#include "cli/keys_command.h"
 #include "cli/progress.h"
 #include "cli/pull.h"
 #include "cli/push.h"
 #include "cli/refs.h"
 #include "cli/scan_command.h"
+#include "cli/sign_command.h"
 #include "cli/upload_state.h"
+#include "cli/verify_command.h"
+#include "core/fs.h"
 #include "core/json.h"
 
 namespace sigil::cli {
@@ -55,6 +63,34 @@ Commands:
                           the server's checks; exit 1 if any file is blocked
                           or invalid
 
+Signing and verification (keys: --passphrase-file F or $SIGIL_KEY_PASSPHRASE):
+  key generate --type ecdsa-p256|ecdsa-p384|ed25519 --out NAME
+                          write NAME.key (PKCS#8, 0600; encrypted with a
+                          passphrase) and NAME.pub; prints the key id
+  key server --trusted-keys FILE
+                          add the server's attestation key and log key
+                          (GET /api/v1/keys/server) to a trusted-keys file
+  key trust PUB.pem --trusted-keys FILE [--name N] [--predicate-type T]...
+            [--repository GLOB]...
+                          add a public key to a trusted-keys file
+  sign DIR --key K --out model.sig
+                          OpenSSF model signature of a local model (offline)
+  sign REF --key K        model signature over the version's files, attached
+  attest REF --predicate-type T --predicate FILE --key K
+                          attach a signed in-toto statement about the version
+  push ... --provenance FILE --key K
+                          after the push, attach FILE (SLSA provenance v1
+                          predicate) signed with K
+  pull REF DIR --verify --trusted-keys FILE
+                          verify the version's evidence (signatures,
+                          subjects, transparency log) before writing; keeps
+                          it in DIR/.sigil/
+  verify DIR --signature model.sig --key PUB.pem [--ignore-paths P]...
+                          check a model signature offline
+  verify DIR|REF --trusted-keys FILE
+                          re-check a pulled DIR offline, or a version on the
+                          server; exit 1 naming the failed check
+
 REF is REPO:VERSION, REPO:ALIAS or REPO@sha256:<hex>. A repository may
 contain '/' and '.'; the ':' after the last '/' starts the tag.
 
@@ -88,7 +124,23 @@ struct Args {
   int retry_seconds = -1;  // -1: the command's default
   std::vector<std::string> labels;
   std::vector<std::string> positional;
+  bool verify = false;  // pull --verify
+  // Options of the signing commands (--key, --out, ...), each given value.
+  std::map<std::string, std::vector<std::string>> values;
+
+  std::string Value(const std::string& name) const {
+    auto it = values.find(name);
+    return it == values.end() ? std::string() : it->second.back();
+  }
+  std::vector<std::string> All(const std::string& name) const {
+    auto it = values.find(name);
+    return it == values.end() ? std::vector<std::string>() : it->second;
+  }
 };
+
+constexpr const char* kValueOptions[] = {"--type",      "--out",       "--passphrase-file", "--key",
+                                         "--predicate-type", "--predicate", "--provenance", "--signature",
+                                         "--ignore-paths", "--trusted-keys", "--name", "--repository"};
 
 struct UsageError {
   std::string message;
@@ -175,6 +227,14 @@ std::optional<int> ParseArgs(int argc, char** argv, Args* args) {
       auto n = v ? ParseInt(*v, 0, 86400) : std::nullopt;
       if (!n) return Usage("--retry-time needs seconds (0 to 86400)");
       args->retry_seconds = *n;
+    } else if (a == "--verify") {
+      args->verify = true;
+    } else if (auto known = std::find_if(std::begin(kValueOptions), std::end(kValueOptions),
+                                         [&](const char* o) { return is(o); });
+               known != std::end(kValueOptions)) {
+      auto v = value(*known);
+      if (!v || v->empty()) return Usage(std::string(*known) + " needs a value");
+      args->values[*known].push_back(*v);
     } else {
       return Usage("unknown option " + a);
     }
@@ -207,8 +267,26 @@ int RunPush(const Args& args) {
     core::Status s = ParseLabel(l, &options.labels);
     if (!s.ok()) return Fail(s);
   }
+  std::optional<signing::PrivateKey> key;
+  std::string provenance;
+  if (!args.Value("--provenance").empty()) {
+    if (args.Value("--key").empty()) return Usage("--provenance needs --key");
+    auto k = LoadSigningKey(args.Value("--key"), args.Value("--passphrase-file"));
+    if (!k.ok()) return Fail(k.status());
+    key = std::move(*k);
+    auto predicate = LoadProvenance(args.Value("--provenance"));
+    if (!predicate.ok()) return Fail(predicate.status());
+    provenance = std::move(*predicate);
+  }
   auto r = Push(p[1], *ref, options);
   if (!r.ok()) return Fail(r.status());
+  if (key) {
+    HttpClient http(args.server);
+    auto attached = AttachProvenance(http, ref->repository, r->digest, provenance, *key,
+                                     options.retry_budget);
+    if (!attached.ok()) return Fail(attached.status().Annotate("provenance of " + r->digest));
+    std::fputs(attached->c_str(), stderr);
+  }
   if (args.json) {
     nlohmann::json j = {{"repository", r->repository},     {"version", r->version},
                         {"digest", r->digest},             {"files", r->files},
@@ -244,8 +322,31 @@ int RunPull(const Args& args) {
   options.jobs = args.jobs;
   options.retry_budget = std::chrono::seconds(args.retry_seconds < 0 ? 60 : args.retry_seconds);
   options.progress = Progress::StderrIsTerminal();
+  std::optional<TrustedKeys> trusted;
+  std::string evidence, manifest;
+  if (args.verify) {
+    if (args.Value("--trusted-keys").empty()) return Usage("pull --verify needs --trusted-keys FILE");
+    auto t = TrustedKeys::Load(args.Value("--trusted-keys"));
+    if (!t.ok()) return Fail(t.status());
+    trusted = std::move(*t);
+    options.before_download = [&](const std::string& manifest_bytes) -> core::Status {
+      RETURN_IF_ERROR(RefuseEvidenceTitles(manifest_bytes));
+      HttpClient http(args.server);
+      ASSIGN_OR_RETURN(OnlineVerification v, VerifyOnline(http, ref->repository, manifest_bytes, *trusted,
+                                                          DefaultCheckpointDir(), options.retry_budget));
+      std::fputs(v.report.Format().c_str(), stderr);
+      RETURN_IF_ERROR(v.report.ToStatus());
+      evidence = std::move(v.evidence_json);
+      manifest = manifest_bytes;
+      return core::OkStatus();
+    };
+  }
   auto r = Pull(*ref, p[2], options);
   if (!r.ok()) return Fail(r.status());
+  if (args.verify) {
+    core::Status s = StoreEvidence(p[2], evidence, manifest);
+    if (!s.ok()) return Fail(s);
+  }
   if (args.json) {
     nlohmann::json j = {{"repository", r->repository},
                         {"version", r->version},
@@ -261,6 +362,103 @@ int RunPull(const Args& args) {
                 static_cast<unsigned long long>(r->files), FormatBytes(r->bytes_total).c_str());
   }
   return kExitOk;
+}
+
+int PrintReport(const VerifyReport& report) {
+  std::fputs(report.Format().c_str(), stdout);
+  if (report.ok()) return kExitOk;
+  const Check* failed = report.FirstFailure();
+  std::fprintf(stderr, "sigil: VERIFY_FAILED: check '%s' failed: %s\n", failed->name.c_str(), failed->detail.c_str());
+  return kExitFailure;
+}
+
+int RunKey(const Args& args) {
+  const auto& p = args.positional;
+  if (p.size() >= 2 && p[1] == "generate") {
+    if (p.size() != 2 || args.Value("--out").empty()) return Usage("key generate needs --out NAME");
+    auto type = ParseKeyType(args.Value("--type").empty() ? "ecdsa-p256" : args.Value("--type"));
+    if (!type.ok()) return Fail(type.status());
+    auto id = GenerateKeyFiles(*type, args.Value("--out"), args.Value("--passphrase-file"));
+    if (!id.ok()) return Fail(id.status());
+    std::printf("%s\n", id->c_str());
+    return kExitOk;
+  }
+  if (p.size() >= 2 && p[1] == "server") {
+    if (p.size() != 2 || args.Value("--trusted-keys").empty()) return Usage("key server needs --trusted-keys FILE");
+    HttpClient http(args.server);
+    return PrintOut(TrustServerKeys(http, std::chrono::seconds(args.retry_seconds < 0 ? 5 : args.retry_seconds),
+                                    args.Value("--trusted-keys")));
+  }
+  if (p.size() >= 2 && p[1] == "trust") {
+    if (p.size() != 3 || args.Value("--trusted-keys").empty()) {
+      return Usage("key trust needs PUB.pem --trusted-keys FILE");
+    }
+    auto types = args.All("--predicate-type");
+    auto repos = args.All("--repository");
+    return PrintOut(TrustPublicKey(p[2], args.Value("--name"), types.empty() ? std::vector<std::string>{"*"} : types,
+                                   repos.empty() ? std::vector<std::string>{"**"} : repos,
+                                   args.Value("--trusted-keys")));
+  }
+  return Usage("key needs 'generate', 'server' or 'trust'");
+}
+
+int RunSign(const Args& args) {
+  const auto& p = args.positional;
+  if (p.size() != 2 || args.Value("--key").empty()) return Usage("sign needs DIR|REF --key K");
+  auto key = LoadSigningKey(args.Value("--key"), args.Value("--passphrase-file"));
+  if (!key.ok()) return Fail(key.status());
+  if (!args.Value("--out").empty()) {
+    core::Status s = attest::SignModel(p[1], *key, args.Value("--out"));
+    if (!s.ok()) return Fail(s);
+    std::printf("signed %s into %s with key %s\n", p[1].c_str(), args.Value("--out").c_str(), key->key_id().c_str());
+    return kExitOk;
+  }
+  auto ref = ParseReference(p[1]);
+  if (!ref.ok()) return Fail(ref.status());
+  HttpClient http(args.server);
+  return PrintOut(SignRemoteModel(http, *ref, *key, std::chrono::seconds(args.retry_seconds < 0 ? 5 : args.retry_seconds)));
+}
+
+int RunAttest(const Args& args) {
+  const auto& p = args.positional;
+  if (p.size() != 2 || args.Value("--key").empty() || args.Value("--predicate").empty() ||
+      args.Value("--predicate-type").empty()) {
+    return Usage("attest needs REF --predicate-type T --predicate FILE --key K");
+  }
+  auto ref = ParseReference(p[1]);
+  if (!ref.ok()) return Fail(ref.status());
+  auto key = LoadSigningKey(args.Value("--key"), args.Value("--passphrase-file"));
+  if (!key.ok()) return Fail(key.status());
+  auto predicate = core::ReadFile(args.Value("--predicate"), 4 << 20);
+  if (!predicate.ok()) return Fail(predicate.status());
+  HttpClient http(args.server);
+  return PrintOut(AttestRemote(http, *ref, args.Value("--predicate-type"), *predicate, *key,
+                               std::chrono::seconds(args.retry_seconds < 0 ? 5 : args.retry_seconds)));
+}
+
+int RunVerify(const Args& args) {
+  const auto& p = args.positional;
+  if (p.size() != 2) return Usage("verify needs DIR or REF");
+  if (!args.Value("--signature").empty()) {
+    if (args.Value("--key").empty()) return Usage("verify --signature needs --key PUB.pem");
+    auto key = signing::LoadPublicKey(args.Value("--key"));
+    if (!key.ok()) return Fail(key.status());
+    return PrintReport(VerifyModelSignature(p[1], args.Value("--signature"), *key, args.All("--ignore-paths")));
+  }
+  if (args.Value("--trusted-keys").empty()) return Usage("verify needs --trusted-keys FILE (or --signature)");
+  auto trusted = TrustedKeys::Load(args.Value("--trusted-keys"));
+  if (!trusted.ok()) return Fail(trusted.status());
+  struct stat st {};
+  if (::stat(p[1].c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    return PrintReport(VerifyPulledDir(p[1], *trusted, DefaultCheckpointDir()));
+  }
+  auto ref = ParseReference(p[1]);
+  if (!ref.ok()) return Fail(ref.status());
+  HttpClient http(args.server);
+  auto v = VerifyReference(http, *ref, *trusted, DefaultCheckpointDir(),
+                           std::chrono::seconds(args.retry_seconds < 0 ? 5 : args.retry_seconds));
+  if (!v.ok()) return Fail(v.status());
+  return PrintReport(v->report);
 }
 
 int RunScan(const Args& args) {
@@ -282,6 +480,10 @@ int Run(int argc, char** argv) {
   if (!args.labels.empty()) return Usage("--label is for push");
   if (cmd == "pull") return RunPull(args);
   if (cmd == "scan") return RunScan(args);
+  if (cmd == "key") return RunKey(args);
+  if (cmd == "sign") return RunSign(args);
+  if (cmd == "attest") return RunAttest(args);
+  if (cmd == "verify") return RunVerify(args);
 
   HttpClient http(args.server);
   Commands commands(&http, std::chrono::seconds(args.retry_seconds < 0 ? 5 : args.retry_seconds),

@@ -259,6 +259,7 @@ core::Result<PullResult> Pull(const Reference& ref, const std::string& dir,
     files.push_back(PullFile{title->second, layer.digest, layer.size});
   }
   RETURN_IF_ERROR(CheckTitles(files));
+  if (options.before_download) RETURN_IF_ERROR(options.before_download(mr.body));
 
   PullResult result;
   result.repository = ref.repository;

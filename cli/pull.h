@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,10 @@ struct PullOptions {
   int jobs = 3;
   std::chrono::milliseconds retry_budget{60000};
   bool progress = false;
+  // Called once the manifest's bytes matched its digest and the titles were
+  // checked, before anything is downloaded or written into DIR; an error
+  // stops the pull there (pull --verify checks the evidence here).
+  std::function<core::Status(const std::string& manifest_bytes)> before_download = nullptr;
 };
 
 struct PullResult {

@@ -13,9 +13,9 @@ core::Result<signing::Algorithm> ParseKeyType(std::string_view type) {
   if (type == "ecdsa-p384") return signing::Algorithm::kEcdsaP384Sha384;
   auto algorithm = signing::ParseAlgorithm(type);
   if (!algorithm.ok()) {
-    return core::InvalidArgument("key type '" + std::string(type.substr(0, 100)) +
-                                     "' is not ecdsa-p256, ecdsa-p384 or ed25519",
-                                 "KEY_ALGORITHM");
+    return core::InvalidArgument(
+        "key type '" + std::string(type.substr(0, 100)) + "' is not ecdsa-p256, ecdsa-p384 or ed25519",
+        "KEY_ALGORITHM");
   }
   return algorithm;
 }
@@ -33,7 +33,8 @@ core::Result<std::string> GenerateKeyFiles(signing::Algorithm algorithm, const s
   return key.key_id();
 }
 
-core::Result<signing::PrivateKey> LoadSigningKey(const std::string& path, const std::string& passphrase_file) {
+core::Result<signing::PrivateKey> LoadSigningKey(const std::string& path,
+                                                 const std::string& passphrase_file) {
   ASSIGN_OR_RETURN(std::string passphrase, signing::ReadPassphrase(passphrase_file));
   auto key = signing::LoadPrivateKey(path, passphrase);
   if (!key.ok()) return key.status().Annotate(path);
@@ -51,7 +52,8 @@ core::Result<TrustedKeys> LoadOrEmpty(const std::string& path) {
 
 core::Result<std::string> TrustServerKeys(HttpClient& http, std::chrono::milliseconds retry_budget,
                                           const std::string& trusted_keys_path) {
-  ASSIGN_OR_RETURN(HttpResponse r, PerformWithRetry(http, HttpRequest{.path = "/api/v1/keys/server"}, retry_budget));
+  ASSIGN_OR_RETURN(HttpResponse r,
+                   PerformWithRetry(http, HttpRequest{.path = "/api/v1/keys/server"}, retry_budget));
   if (!r.ok()) return ErrorFromResponse(r);
   ASSIGN_OR_RETURN(core::Json doc, core::ParseJson(r.body));
   if (!doc.is_object() || !doc["attestation"].is_object() || !doc["log"].is_object()) {
@@ -87,7 +89,8 @@ core::Result<std::string> TrustPublicKey(const std::string& public_key_path, con
                                          const std::string& trusted_keys_path) {
   ASSIGN_OR_RETURN(signing::PublicKey key, signing::LoadPublicKey(public_key_path));
   ASSIGN_OR_RETURN(TrustedKeys trusted, LoadOrEmpty(trusted_keys_path));
-  RETURN_IF_ERROR(trusted.store.Add(signing::TrustedKey{key, name, predicate_types, repositories, {"*"}, std::nullopt}));
+  RETURN_IF_ERROR(
+      trusted.store.Add(signing::TrustedKey{key, name, predicate_types, repositories, {"*"}, std::nullopt}));
   RETURN_IF_ERROR(trusted.Save(trusted_keys_path));
   return "trusted " + key.key_id() + "\n";
 }

@@ -34,8 +34,7 @@ core::Result<std::string> GenerateKeyFiles(signing::Algorithm algorithm, const s
                                            const std::string& passphrase_file);
 
 // Loads a private key file with the passphrase from the usual sources.
-core::Result<signing::PrivateKey> LoadSigningKey(const std::string& path,
-                                                 const std::string& passphrase_file);
+core::Result<signing::PrivateKey> LoadSigningKey(const std::string& path, const std::string& passphrase_file);
 
 // Adds the server's keys to the trusted-keys file (see verify.h for the
 // format); keys already present are kept. Returns a line per key added.

@@ -138,9 +138,10 @@ struct Args {
   }
 };
 
-constexpr const char* kValueOptions[] = {"--type",      "--out",       "--passphrase-file", "--key",
-                                         "--predicate-type", "--predicate", "--provenance", "--signature",
-                                         "--ignore-paths", "--trusted-keys", "--name", "--repository"};
+constexpr const char* kValueOptions[] = {
+    "--type",      "--out",        "--passphrase-file", "--key",          "--predicate-type",
+    "--predicate", "--provenance", "--signature",       "--ignore-paths", "--trusted-keys",
+    "--name",      "--repository"};
 
 struct UsageError {
   std::string message;
@@ -282,8 +283,8 @@ int RunPush(const Args& args) {
   if (!r.ok()) return Fail(r.status());
   if (key) {
     HttpClient http(args.server);
-    auto attached = AttachProvenance(http, ref->repository, r->digest, provenance, *key,
-                                     options.retry_budget);
+    auto attached =
+        AttachProvenance(http, ref->repository, r->digest, provenance, *key, options.retry_budget);
     if (!attached.ok()) return Fail(attached.status().Annotate("provenance of " + r->digest));
     std::fputs(attached->c_str(), stderr);
   }
@@ -325,15 +326,17 @@ int RunPull(const Args& args) {
   std::optional<TrustedKeys> trusted;
   std::string evidence, manifest;
   if (args.verify) {
-    if (args.Value("--trusted-keys").empty()) return Usage("pull --verify needs --trusted-keys FILE");
+    if (args.Value("--trusted-keys").empty())
+      return Usage("pull --verify needs --trusted-keys FILE");
     auto t = TrustedKeys::Load(args.Value("--trusted-keys"));
     if (!t.ok()) return Fail(t.status());
     trusted = std::move(*t);
     options.before_download = [&](const std::string& manifest_bytes) -> core::Status {
       RETURN_IF_ERROR(RefuseEvidenceTitles(manifest_bytes));
       HttpClient http(args.server);
-      ASSIGN_OR_RETURN(OnlineVerification v, VerifyOnline(http, ref->repository, manifest_bytes, *trusted,
-                                                          DefaultCheckpointDir(), options.retry_budget));
+      ASSIGN_OR_RETURN(OnlineVerification v,
+                       VerifyOnline(http, ref->repository, manifest_bytes, *trusted,
+                                    DefaultCheckpointDir(), options.retry_budget));
       std::fputs(v.report.Format().c_str(), stderr);
       RETURN_IF_ERROR(v.report.ToStatus());
       evidence = std::move(v.evidence_json);
@@ -368,7 +371,8 @@ int PrintReport(const VerifyReport& report) {
   std::fputs(report.Format().c_str(), stdout);
   if (report.ok()) return kExitOk;
   const Check* failed = report.FirstFailure();
-  std::fprintf(stderr, "sigil: VERIFY_FAILED: check '%s' failed: %s\n", failed->name.c_str(), failed->detail.c_str());
+  std::fprintf(stderr, "sigil: VERIFY_FAILED: check '%s' failed: %s\n", failed->name.c_str(),
+               failed->detail.c_str());
   return kExitFailure;
 }
 
@@ -384,10 +388,12 @@ int RunKey(const Args& args) {
     return kExitOk;
   }
   if (p.size() >= 2 && p[1] == "server") {
-    if (p.size() != 2 || args.Value("--trusted-keys").empty()) return Usage("key server needs --trusted-keys FILE");
+    if (p.size() != 2 || args.Value("--trusted-keys").empty())
+      return Usage("key server needs --trusted-keys FILE");
     HttpClient http(args.server);
-    return PrintOut(TrustServerKeys(http, std::chrono::seconds(args.retry_seconds < 0 ? 5 : args.retry_seconds),
-                                    args.Value("--trusted-keys")));
+    return PrintOut(
+        TrustServerKeys(http, std::chrono::seconds(args.retry_seconds < 0 ? 5 : args.retry_seconds),
+                        args.Value("--trusted-keys")));
   }
   if (p.size() >= 2 && p[1] == "trust") {
     if (p.size() != 3 || args.Value("--trusted-keys").empty()) {
@@ -395,9 +401,9 @@ int RunKey(const Args& args) {
     }
     auto types = args.All("--predicate-type");
     auto repos = args.All("--repository");
-    return PrintOut(TrustPublicKey(p[2], args.Value("--name"), types.empty() ? std::vector<std::string>{"*"} : types,
-                                   repos.empty() ? std::vector<std::string>{"**"} : repos,
-                                   args.Value("--trusted-keys")));
+    return PrintOut(TrustPublicKey(
+        p[2], args.Value("--name"), types.empty() ? std::vector<std::string>{"*"} : types,
+        repos.empty() ? std::vector<std::string>{"**"} : repos, args.Value("--trusted-keys")));
   }
   return Usage("key needs 'generate', 'server' or 'trust'");
 }
@@ -410,13 +416,15 @@ int RunSign(const Args& args) {
   if (!args.Value("--out").empty()) {
     core::Status s = attest::SignModel(p[1], *key, args.Value("--out"));
     if (!s.ok()) return Fail(s);
-    std::printf("signed %s into %s with key %s\n", p[1].c_str(), args.Value("--out").c_str(), key->key_id().c_str());
+    std::printf("signed %s into %s with key %s\n", p[1].c_str(), args.Value("--out").c_str(),
+                key->key_id().c_str());
     return kExitOk;
   }
   auto ref = ParseReference(p[1]);
   if (!ref.ok()) return Fail(ref.status());
   HttpClient http(args.server);
-  return PrintOut(SignRemoteModel(http, *ref, *key, std::chrono::seconds(args.retry_seconds < 0 ? 5 : args.retry_seconds)));
+  return PrintOut(SignRemoteModel(
+      http, *ref, *key, std::chrono::seconds(args.retry_seconds < 0 ? 5 : args.retry_seconds)));
 }
 
 int RunAttest(const Args& args) {
@@ -432,8 +440,9 @@ int RunAttest(const Args& args) {
   auto predicate = core::ReadFile(args.Value("--predicate"), 4 << 20);
   if (!predicate.ok()) return Fail(predicate.status());
   HttpClient http(args.server);
-  return PrintOut(AttestRemote(http, *ref, args.Value("--predicate-type"), *predicate, *key,
-                               std::chrono::seconds(args.retry_seconds < 0 ? 5 : args.retry_seconds)));
+  return PrintOut(
+      AttestRemote(http, *ref, args.Value("--predicate-type"), *predicate, *key,
+                   std::chrono::seconds(args.retry_seconds < 0 ? 5 : args.retry_seconds)));
 }
 
 int RunVerify(const Args& args) {
@@ -443,9 +452,11 @@ int RunVerify(const Args& args) {
     if (args.Value("--key").empty()) return Usage("verify --signature needs --key PUB.pem");
     auto key = signing::LoadPublicKey(args.Value("--key"));
     if (!key.ok()) return Fail(key.status());
-    return PrintReport(VerifyModelSignature(p[1], args.Value("--signature"), *key, args.All("--ignore-paths")));
+    return PrintReport(
+        VerifyModelSignature(p[1], args.Value("--signature"), *key, args.All("--ignore-paths")));
   }
-  if (args.Value("--trusted-keys").empty()) return Usage("verify needs --trusted-keys FILE (or --signature)");
+  if (args.Value("--trusted-keys").empty())
+    return Usage("verify needs --trusted-keys FILE (or --signature)");
   auto trusted = TrustedKeys::Load(args.Value("--trusted-keys"));
   if (!trusted.ok()) return Fail(trusted.status());
   struct stat st {};

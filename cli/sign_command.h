@@ -49,13 +49,15 @@ core::Result<std::string> PostAttestation(HttpClient& http, const Reference& ref
                                           std::chrono::milliseconds retry_budget);
 
 // sigil sign REF: returns the server's attestation JSON.
-core::Result<std::string> SignRemoteModel(HttpClient& http, const Reference& ref, const signing::PrivateKey& key,
+core::Result<std::string> SignRemoteModel(HttpClient& http, const Reference& ref,
+                                          const signing::PrivateKey& key,
                                           std::chrono::milliseconds retry_budget);
 
 // sigil attest REF: an in-toto statement about the manifest digest, signed
 // as DSSE. predicate_json must be a JSON object.
-core::Result<std::string> AttestRemote(HttpClient& http, const Reference& ref, const std::string& predicate_type,
-                                       const std::string& predicate_json, const signing::PrivateKey& key,
+core::Result<std::string> AttestRemote(HttpClient& http, const Reference& ref,
+                                       const std::string& predicate_type, const std::string& predicate_json,
+                                       const signing::PrivateKey& key,
                                        std::chrono::milliseconds retry_budget);
 
 // push --provenance: reads the SLSA provenance v1 predicate and validates
@@ -63,12 +65,14 @@ core::Result<std::string> AttestRemote(HttpClient& http, const Reference& ref, c
 core::Result<std::string> LoadProvenance(const std::string& predicate_path);
 // Then attests it for the pushed manifest digest.
 core::Result<std::string> AttachProvenance(HttpClient& http, const std::string& repository,
-                                           const std::string& manifest_digest, const std::string& predicate_json,
-                                           const signing::PrivateKey& key, std::chrono::milliseconds retry_budget);
+                                           const std::string& manifest_digest,
+                                           const std::string& predicate_json, const signing::PrivateKey& key,
+                                           std::chrono::milliseconds retry_budget);
 
 // sigil verify DIR --signature F --key PUB: bundle, key, signature,
 // statement, root and files checks, the first failing one named.
 VerifyReport VerifyModelSignature(const std::string& model_dir, const std::string& signature_path,
-                                  const signing::PublicKey& key, const std::vector<std::string>& ignore_paths);
+                                  const signing::PublicKey& key,
+                                  const std::vector<std::string>& ignore_paths);
 
 }  // namespace sigil::cli

@@ -1,9 +1,8 @@
 #include "cli/verify.h"
 
 #include <algorithm>
-#include <set>
-
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "attest/model_signing.h"
 #include "attest/statement.h"
@@ -155,8 +154,8 @@ Status CheckInclusion(const Json& att, const std::string& leaf_bytes_b64, const 
   Status s = attest::VerifyInclusion(*index, cp.size, attest::HashBytes(attest::MerkleLeafHash(*leaf)), proof,
                                      attest::HashBytes(cp.root));
   if (!s.ok()) {
-    return Failed("entry " + std::to_string(*index) + " is not in the log of size " + std::to_string(cp.size) +
-                      ": " + s.message(),
+    return Failed("entry " + std::to_string(*index) + " is not in the log of size " +
+                      std::to_string(cp.size) + ": " + s.message(),
                   "MERKLE_PROOF_INVALID");
   }
   return core::OkStatus();
@@ -186,7 +185,8 @@ Result<attest::Statement> CheckSignature(const Json& att, const Entry& entry, co
                   "DSSE_PAYLOAD_TYPE");
   }
   auto statement = attest::ParseStatement(verified->payload);
-  if (!statement.ok()) return Failed("the payload is not an in-toto statement: " + statement.status().message());
+  if (!statement.ok())
+    return Failed("the payload is not an in-toto statement: " + statement.status().message());
   if (statement->predicate_type != StringField(entry.leaf, "predicate_type")) {
     return Failed("the statement's predicate type is not the logged one");
   }
@@ -235,9 +235,9 @@ Status CheckFiles(const registry::Manifest& manifest, const std::string& dir, si
     auto got = core::HashFile(path);
     if (!got.ok()) return Failed("'" + title->second + "': " + got.status().message(), "MODEL_MISMATCH");
     if (*got != layer.digest) {
-      return Failed("'" + title->second + "' hashes to " + got->ToString() + ", expected " +
-                        layer.digest.ToString(),
-                    "DIGEST_MISMATCH");
+      return Failed(
+          "'" + title->second + "' hashes to " + got->ToString() + ", expected " + layer.digest.ToString(),
+          "DIGEST_MISMATCH");
     }
     ++*count;
   }
@@ -269,14 +269,16 @@ Status CheckConsistency(const attest::Checkpoint& cp, const CheckpointHistory& h
       return Failed("log older than a previously seen checkpoint (size " + s_text + " < " + m_text + ")",
                     "LOG_ROLLBACK");
     }
-    *detail = cp.size < m ? "size " + s_text + " was seen before" : "newer than size " + m_text + " (offline)";
+    *detail =
+        cp.size < m ? "size " + s_text + " was seen before" : "newer than size " + m_text + " (offline)";
     return core::OkStatus();
   }
   uint64_t from = std::min(m, cp.size), to = std::max(m, cp.size);
   const attest::MerkleHash& root_from = cp.size < m ? cp.root : history.largest_root();
   const attest::MerkleHash& root_to = cp.size < m ? history.largest_root() : cp.root;
   ASSIGN_OR_RETURN(std::vector<std::string> proof, fetch(from, to));
-  Status s = attest::VerifyConsistency(from, to, proof, attest::HashBytes(root_from), attest::HashBytes(root_to));
+  Status s =
+      attest::VerifyConsistency(from, to, proof, attest::HashBytes(root_from), attest::HashBytes(root_to));
   if (!s.ok()) {
     return Failed("sizes " + std::to_string(from) + " and " + std::to_string(to) +
                       " are not consistent: " + s.message(),
@@ -320,9 +322,9 @@ Result<TrustedKeys> TrustedKeys::Load(const std::string& path) {
 Result<bool> TrustedKeys::AddLogKey(const std::string& text) {
   auto verifier = attest::ParseNoteVerifierKey(text);
   if (!verifier.ok()) {
-    return core::InvalidArgument("trusted keys: log key '" + text.substr(0, 100) + "': " +
-                                     verifier.status().message(),
-                                 "TRUST_STORE_INVALID");
+    return core::InvalidArgument(
+        "trusted keys: log key '" + text.substr(0, 100) + "': " + verifier.status().message(),
+        "TRUST_STORE_INVALID");
   }
   if (std::find(log_keys.begin(), log_keys.end(), text) != log_keys.end()) return false;
   log_keys.push_back(text);
@@ -351,7 +353,8 @@ Result<CheckpointHistory> CheckpointHistory::Load(const std::string& dir, const 
   if (!core::PathExists(h.path_)) return h;
   ASSIGN_OR_RETURN(std::string text, core::ReadFile(h.path_));
   auto doc = core::ParseJson(text);
-  if (!doc.ok() || !doc->is_object() || StringField(*doc, "origin") != origin || !(*doc)["checkpoints"].is_array()) {
+  if (!doc.ok() || !doc->is_object() || StringField(*doc, "origin") != origin ||
+      !(*doc)["checkpoints"].is_array()) {
     return core::DataLoss("checkpoint history " + h.path_ + " is damaged");
   }
   for (const Json& c : (*doc)["checkpoints"]) {
@@ -399,9 +402,10 @@ Status CheckpointHistory::Save() const {
 bool VerifyReport::ok() const { return FirstFailure() == nullptr; }
 
 void VerifyReport::Add(std::string name, const Status& status, std::string ok_detail) {
-  checks.push_back(Check{std::move(name), status.ok(),
-                         status.ok() ? std::move(ok_detail)
-                                     : status.message() + (status.reason().empty() ? "" : " [" + status.reason() + "]")});
+  checks.push_back(
+      Check{std::move(name), status.ok(),
+            status.ok() ? std::move(ok_detail)
+                        : status.message() + (status.reason().empty() ? "" : " [" + status.reason() + "]")});
 }
 
 const Check* VerifyReport::FirstFailure() const {
@@ -413,9 +417,11 @@ const Check* VerifyReport::FirstFailure() const {
 
 std::string VerifyReport::Format() const {
   std::string out;
-  for (const Check& c : checks) out += std::string(c.ok ? "ok    " : "FAIL  ") + c.name + ": " + c.detail + "\n";
+  for (const Check& c : checks)
+    out += std::string(c.ok ? "ok    " : "FAIL  ") + c.name + ": " + c.detail + "\n";
   const Check* failed = FirstFailure();
-  out += failed == nullptr ? "verified: every check passed\n" : "NOT VERIFIED: check '" + failed->name + "' failed\n";
+  out += failed == nullptr ? "verified: every check passed\n"
+                           : "NOT VERIFIED: check '" + failed->name + "' failed\n";
   return out;
 }
 
@@ -429,7 +435,8 @@ Status VerifyReport::ToStatus() const {
 
 Result<std::string> NoteOrigin(std::string_view note) {
   size_t nl = note.find('\n');
-  if (nl == std::string_view::npos || nl == 0) return Failed("the checkpoint note has no origin line", "NOTE_INVALID");
+  if (nl == std::string_view::npos || nl == 0)
+    return Failed("the checkpoint note has no origin line", "NOTE_INVALID");
   return std::string(note.substr(0, nl));
 }
 
@@ -448,9 +455,11 @@ VerifyReport VerifyEvidence(const EvidenceCheck& in) {
   Status ms;
   if (StringField(ev, "version_digest") != version.ToString()) {
     ms = Failed("the manifest hashes to " + version.ToString() + ", the evidence is for '" +
-                StringField(ev, "version_digest") + "'", "DIGEST_MISMATCH");
+                    StringField(ev, "version_digest") + "'",
+                "DIGEST_MISMATCH");
   } else if (StringField(ev, "repository") != in.repository) {
-    ms = Failed("the evidence is for repository '" + StringField(ev, "repository") + "', not '" + in.repository + "'");
+    ms = Failed("the evidence is for repository '" + StringField(ev, "repository") + "', not '" +
+                in.repository + "'");
   } else if (!manifest.ok()) {
     ms = manifest.status();
   }
@@ -480,7 +489,8 @@ VerifyReport VerifyEvidence(const EvidenceCheck& in) {
     if (!origin.ok()) {
       cs = origin.status();
     } else if (verifiers.empty()) {
-      cs = Failed("the checkpoint's origin '" + origin->substr(0, 100) + "' is not a trusted log", "CHECKPOINT_ORIGIN");
+      cs = Failed("the checkpoint's origin '" + origin->substr(0, 100) + "' is not a trusted log",
+                  "CHECKPOINT_ORIGIN");
     } else {
       auto verified = attest::VerifyCheckpoint(note, *origin, verifiers);
       if (!verified.ok()) {
@@ -522,8 +532,9 @@ VerifyReport VerifyEvidence(const EvidenceCheck& in) {
     if (!entry.ok()) continue;
     if (cp) {
       Status s = CheckInclusion(att, StringField(att["log_entry"], "leaf"), *cp);
-      report.Add("inclusion " + n, s, "entry " + att["log_entry"].value("index", Json()).dump() + " of " +
-                                          std::to_string(cp->size));
+      report.Add(
+          "inclusion " + n, s,
+          "entry " + att["log_entry"].value("index", Json()).dump() + " of " + std::to_string(cp->size));
     } else {
       report.Add("inclusion " + n, Failed("no verified checkpoint to check against"), "");
     }

@@ -115,8 +115,7 @@ struct VerifyReport {
 };
 
 // The consistency proof between two sizes, from the server (online).
-using ConsistencyFetcher =
-    std::function<core::Result<std::vector<std::string>>(uint64_t from, uint64_t to)>;
+using ConsistencyFetcher = std::function<core::Result<std::vector<std::string>>(uint64_t from, uint64_t to)>;
 
 struct EvidenceCheck {
   std::string repository;      // the repository asked for

@@ -1,7 +1,6 @@
 #include "cli/verify_command.h"
 
 #include <cstdlib>
-
 #include <nlohmann/json.hpp>
 
 #include "cli/sign_command.h"
@@ -30,13 +29,14 @@ core::Result<std::vector<std::string>> FetchConsistency(HttpClient& http, uint64
                                                         std::chrono::milliseconds retry_budget) {
   ASSIGN_OR_RETURN(HttpResponse r,
                    PerformWithRetry(http,
-                                    HttpRequest{.path = "/api/v1/log/proof/consistency?from=" + std::to_string(from) +
-                                                        "&to=" + std::to_string(to)},
+                                    HttpRequest{.path = "/api/v1/log/proof/consistency?from=" +
+                                                        std::to_string(from) + "&to=" + std::to_string(to)},
                                     retry_budget));
   if (!r.ok()) return ErrorFromResponse(r);
   ASSIGN_OR_RETURN(core::Json doc, core::ParseJson(r.body));
   std::vector<std::string> out;
-  if (!doc.is_object() || !doc["hashes"].is_array()) return core::Internal("consistency answer has no 'hashes'");
+  if (!doc.is_object() || !doc["hashes"].is_array())
+    return core::Internal("consistency answer has no 'hashes'");
   for (const core::Json& h : doc["hashes"]) {
     if (!h.is_string()) return core::Internal("consistency answer holds a non-string hash");
     ASSIGN_OR_RETURN(std::string raw, signing::Base64Decode(h.get<std::string>()));
@@ -79,20 +79,24 @@ core::Result<OnlineVerification> VerifyOnline(HttpClient& http, const std::strin
   check.manifest_bytes = manifest_bytes;
   check.trusted = &trusted;
   check.history = history ? &*history : nullptr;
-  check.consistency = [&](uint64_t from, uint64_t to) { return FetchConsistency(http, from, to, retry_budget); };
+  check.consistency = [&](uint64_t from, uint64_t to) {
+    return FetchConsistency(http, from, to, retry_budget);
+  };
   check.now_micros = core::Clock::Real()->NowMicros();
   out.report = VerifyEvidence(check);
   return out;
 }
 
-core::Result<OnlineVerification> VerifyReference(HttpClient& http, const Reference& ref, const TrustedKeys& trusted,
+core::Result<OnlineVerification> VerifyReference(HttpClient& http, const Reference& ref,
+                                                 const TrustedKeys& trusted,
                                                  const std::string& checkpoint_dir,
                                                  std::chrono::milliseconds retry_budget) {
   ASSIGN_OR_RETURN(RemoteVersion v, FetchVersion(http, ref, retry_budget));
   return VerifyOnline(http, ref.repository, v.manifest_bytes, trusted, checkpoint_dir, retry_budget);
 }
 
-VerifyReport VerifyPulledDir(const std::string& dir, const TrustedKeys& trusted, const std::string& checkpoint_dir) {
+VerifyReport VerifyPulledDir(const std::string& dir, const TrustedKeys& trusted,
+                             const std::string& checkpoint_dir) {
   VerifyReport report;
   const std::string evidence_dir = core::JoinPath(dir, kEvidenceDir);
   auto evidence = core::ReadFile(core::JoinPath(evidence_dir, kEvidenceFile), 256 << 20);

@@ -37,12 +37,14 @@ core::Result<OnlineVerification> VerifyOnline(HttpClient& http, const std::strin
                                               std::chrono::milliseconds retry_budget);
 
 // sigil verify REF: FetchVersion, then VerifyOnline.
-core::Result<OnlineVerification> VerifyReference(HttpClient& http, const Reference& ref, const TrustedKeys& trusted,
+core::Result<OnlineVerification> VerifyReference(HttpClient& http, const Reference& ref,
+                                                 const TrustedKeys& trusted,
                                                  const std::string& checkpoint_dir,
                                                  std::chrono::milliseconds retry_budget);
 
 // sigil verify DIR: offline, from DIR/.sigil/.
-VerifyReport VerifyPulledDir(const std::string& dir, const TrustedKeys& trusted, const std::string& checkpoint_dir);
+VerifyReport VerifyPulledDir(const std::string& dir, const TrustedKeys& trusted,
+                             const std::string& checkpoint_dir);
 
 // Refuses a manifest with a file under DIR/.sigil/ (where the evidence goes).
 // kInvalidArgument PATH_INVALID.

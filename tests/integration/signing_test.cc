@@ -74,11 +74,12 @@ TEST_CASE("provenance and model signatures verify on pull and offline; flipped b
 
   // The operator trusts the CI key on the server.
   cli::HttpClient http(e.server.url());
-  std::string trust = json{{"public_key", ReadWholeFile(keys + "/ci.pub")},
-                           {"name", "ci"},
-                           {"predicate_types", {"*"}},
-                           {"repositories", {"team/**"}}}
-                          .dump();
+  std::string trust = json{
+      {"public_key", ReadWholeFile(keys + "/ci.pub")},
+      {"name", "ci"},
+      {"predicate_types", {"*"}},
+      {"repositories",
+       {"team/**"}}}.dump();
   auto added = http.Perform(cli::HttpRequest{.method = "POST",
                                              .path = "/api/v1/trust/keys",
                                              .headers = {"Content-Type: application/json"},
@@ -91,13 +92,25 @@ TEST_CASE("provenance and model signatures verify on pull and offline; flipped b
   WriteRandomFile(model + "/weights/model.safetensors.bin", 300000, 7);
   WriteTextFile(e.tmp.Sub("prov.json"), kProvenance);
   WriteTextFile(e.tmp.Sub("bad-prov.json"), R"({"runDetails": {"builder": {"id": "x"}}})");
-  CHECK(e.Sigil({"push", model, "team/m:0", "--provenance", e.tmp.Sub("bad-prov.json"), "--key", keys + "/ci.key"})
+  CHECK(e.Sigil({"push", model, "team/m:0", "--provenance", e.tmp.Sub("bad-prov.json"), "--key",
+                 keys + "/ci.key"})
             .exit_code == 1);
-  REQUIRE(e.Sigil({"push", model, "team/m:1", "--provenance", e.tmp.Sub("prov.json"), "--key", keys + "/ci.key"})
-              .exit_code == 0);
+  REQUIRE(
+      e.Sigil({"push", model, "team/m:1", "--provenance", e.tmp.Sub("prov.json"), "--key", keys + "/ci.key"})
+          .exit_code == 0);
   RunResult signed_ref = e.Sigil({"sign", "team/m:1", "--key", keys + "/ci.key"});
   REQUIRE(signed_ref.exit_code == 0);
   CHECK(signed_ref.out.find("https://model_signing/signature/v1.0") != std::string::npos);
+
+  WriteTextFile(e.tmp.Sub("review.json"), R"({"reviewer": "alice", "approved": true})");
+  RunResult attested = e.Sigil({"attest", "team/m:1", "--predicate-type", "https://example.com/review/v1",
+                                "--predicate", e.tmp.Sub("review.json"), "--key", keys + "/ci.key"});
+  REQUIRE(attested.exit_code == 0);
+  CHECK(attested.out.find("https://example.com/review/v1") != std::string::npos);
+  WriteTextFile(e.tmp.Sub("list.json"), "[1, 2]");
+  CHECK(e.Sigil({"attest", "team/m:1", "--predicate-type", "https://example.com/review/v1", "--predicate",
+                 e.tmp.Sub("list.json"), "--key", keys + "/ci.key"})
+            .exit_code == 1);
 
   // The client: only a trusted-keys file, made from the server's keys and
   // the CI public key.
@@ -114,8 +127,8 @@ TEST_CASE("provenance and model signatures verify on pull and offline; flipped b
     CHECK(::stat(out.c_str(), &st) != 0);
   }
   SECTION("with it, pull --verify and offline verify pass, and each flip fails") {
-    REQUIRE(e.Sigil({"key", "trust", keys + "/ci.pub", "--trusted-keys", trusted, "--name", "ci", "--repository",
-                     "team/**"})
+    REQUIRE(e.Sigil({"key", "trust", keys + "/ci.pub", "--trusted-keys", trusted, "--name", "ci",
+                     "--repository", "team/**"})
                 .exit_code == 0);
     RunResult pulled = e.Sigil({"pull", "team/m:1", out, "--verify", "--trusted-keys", trusted});
     REQUIRE(pulled.exit_code == 0);
@@ -128,6 +141,7 @@ TEST_CASE("provenance and model signatures verify on pull and offline; flipped b
     for (const auto& a : evidence["attestations"]) types.push_back(a["predicate_type"]);
     CHECK(std::count(types.begin(), types.end(), "https://slsa.dev/provenance/v1") == 1);
     CHECK(std::count(types.begin(), types.end(), "https://model_signing/signature/v1.0") == 1);
+    CHECK(std::count(types.begin(), types.end(), "https://example.com/review/v1") == 1);
 
     RunResult online = e.Sigil({"verify", "team/m:1", "--trusted-keys", trusted});
     CHECK(online.exit_code == 0);
@@ -156,7 +170,8 @@ TEST_CASE("provenance and model signatures verify on pull and offline; flipped b
     CHECK(payload.err.find("check 'signature 0' failed") != std::string::npos);
 
     tampered = evidence;
-    tampered["attestations"][1]["log_entry"]["leaf"] = FlipBase64Char(tampered["attestations"][1]["log_entry"]["leaf"]);
+    tampered["attestations"][1]["log_entry"]["leaf"] =
+        FlipBase64Char(tampered["attestations"][1]["log_entry"]["leaf"]);
     WriteTextFile(evidence_path, tampered.dump());
     RunResult leaf = e.Sigil({"verify", out, "--trusted-keys", trusted});
     CHECK(leaf.exit_code == 1);
@@ -185,12 +200,14 @@ TEST_CASE("sigil sign DIR and sigil verify DIR --signature work offline", "[inte
   CHECK(good.out.find("verified: every check passed") != std::string::npos);
 
   REQUIRE(sigil({"key", "generate", "--out", tmp.Sub("other")}).exit_code == 0);
-  RunResult wrong_key = sigil({"verify", model, "--signature", tmp.Sub("model.sig"), "--key", tmp.Sub("other.pub")});
+  RunResult wrong_key =
+      sigil({"verify", model, "--signature", tmp.Sub("model.sig"), "--key", tmp.Sub("other.pub")});
   CHECK(wrong_key.exit_code == 1);
   CHECK(wrong_key.err.find("check 'key' failed") != std::string::npos);
 
   FlipFileByte(model + "/weights.bin", 777);
-  RunResult flipped = sigil({"verify", model, "--signature", tmp.Sub("model.sig"), "--key", tmp.Sub("ci.pub")});
+  RunResult flipped =
+      sigil({"verify", model, "--signature", tmp.Sub("model.sig"), "--key", tmp.Sub("ci.pub")});
   CHECK(flipped.exit_code == 1);
   CHECK(flipped.err.find("check 'files' failed") != std::string::npos);
   CHECK(flipped.err.find("weights.bin") != std::string::npos);
@@ -206,13 +223,14 @@ TEST_CASE("an encrypted key needs its passphrase", "[integration][signing]") {
               .exit_code == 0);
   CHECK(ReadWholeFile(tmp.Sub("k.key")).find("ENCRYPTED") != std::string::npos);
   WriteTextFile(tmp.Sub("m/a.txt"), "a\n");
-  RunResult no_pass = RunSigil({"sign", tmp.Sub("m"), "--key", tmp.Sub("k.key"), "--out", tmp.Sub("m.sig")}, env,
-                               tmp.path());
+  RunResult no_pass =
+      RunSigil({"sign", tmp.Sub("m"), "--key", tmp.Sub("k.key"), "--out", tmp.Sub("m.sig")}, env, tmp.path());
   CHECK(no_pass.exit_code == 1);
   CHECK(no_pass.err.find("PASSPHRASE_REQUIRED") != std::string::npos);
   env["SIGIL_KEY_PASSPHRASE"] = "correct horse";
-  CHECK(RunSigil({"sign", tmp.Sub("m"), "--key", tmp.Sub("k.key"), "--out", tmp.Sub("m.sig")}, env, tmp.path())
-            .exit_code == 0);
+  CHECK(
+      RunSigil({"sign", tmp.Sub("m"), "--key", tmp.Sub("k.key"), "--out", tmp.Sub("m.sig")}, env, tmp.path())
+          .exit_code == 0);
 }
 
 }  // namespace

@@ -130,7 +130,9 @@ Result<Entry> CheckLogEntry(const Json& att, const std::string& repository, cons
   if (att.contains("key_ids") && (*leaf).contains("key_ids") && att["key_ids"] != (*leaf)["key_ids"]) {
     return Failed("'key_ids' differ from the log entry");
   }
-  if (att.contains("log_index") && att["log_index"] != (*log_entry)["index"]) {
+  auto index = log_entry->find("index");
+  if (index == log_entry->end() || !index->is_number_unsigned()) return Failed("log_entry.index is missing");
+  if (att.contains("log_index") && att["log_index"] != *index) {
     return Failed("'log_index' differs from log_entry.index");
   }
   return Entry{std::move(*leaf), std::move(*content)};

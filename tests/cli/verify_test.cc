@@ -4,6 +4,7 @@
 #include "cli/verify.h"
 
 #include <catch2/catch.hpp>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "attest/model_signing.h"
@@ -310,6 +311,45 @@ TEST_CASE("a truncated or altered inclusion proof fails the inclusion check", "[
     ev["attestations"][0]["log_index"] = 0;
   }
   CHECK(Failed(f.Verify(ev)) == "inclusion 0");
+}
+
+TEST_CASE("malformed evidence fails its check without crashing", "[cli][verify]") {
+  Fixture f;
+  const json good = f.GoodEvidence();
+  struct Case {
+    const char* what;
+    std::function<void(json&)> damage;
+    std::string check;
+  };
+  const std::vector<Case> cases = {
+      {"no log entry index", [](json& e) { e["attestations"][0]["log_entry"].erase("index"); },
+       "log entry 0"},
+      {"negative index", [](json& e) { e["attestations"][0]["log_entry"]["index"] = -1; }, "log entry 0"},
+      {"no log entry", [](json& e) { e["attestations"][0].erase("log_entry"); }, "log entry 0"},
+      {"an attestation that is a string", [](json& e) { e["attestations"][0] = "x"; }, "log entry 0"},
+      {"proof hashes that are numbers",
+       [](json& e) {
+         e["attestations"][0]["log_entry"]["inclusion_proof"] = {1, 2};
+       },
+       "inclusion 0"},
+      {"content that is not JSON",
+       [](json& e) { e["attestations"][0]["content"] = signing::Base64Encode("not json"); }, "log entry 0"},
+      {"a checkpoint that is a string", [](json& e) { e["checkpoint"] = "x"; }, "checkpoint"},
+      {"a note without lines", [](json& e) { e["checkpoint"]["note"] = "x"; }, "checkpoint"},
+      {"attestations that are an object", [](json& e) { e["attestations"] = json::object(); },
+       "attestations"},
+      {"no version digest", [](json& e) { e.erase("version_digest"); }, "manifest"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.what);
+    json ev = good;
+    c.damage(ev);
+    CHECK(Failed(f.Verify(ev)) == c.check);
+  }
+  EvidenceCheck not_json;
+  not_json.evidence_json = "[";
+  not_json.trusted = &f.trusted;
+  CHECK(Failed(VerifyEvidence(not_json)) == "evidence");
 }
 
 TEST_CASE("evidence without attestations fails", "[cli][verify]") {

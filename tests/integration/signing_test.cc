@@ -205,6 +205,15 @@ TEST_CASE("sigil sign DIR and sigil verify DIR --signature work offline", "[inte
   CHECK(wrong_key.exit_code == 1);
   CHECK(wrong_key.err.find("check 'key' failed") != std::string::npos);
 
+  WriteTextFile(model + "/notes.txt", "added after signing\n");
+  RunResult extra = sigil({"verify", model, "--signature", tmp.Sub("model.sig"), "--key", tmp.Sub("ci.pub")});
+  CHECK(extra.exit_code == 1);
+  CHECK(extra.err.find("notes.txt") != std::string::npos);
+  CHECK(sigil({"verify", model, "--signature", tmp.Sub("model.sig"), "--key", tmp.Sub("ci.pub"),
+               "--ignore-paths", "notes.txt"})
+            .exit_code == 0);
+  REQUIRE(core::RemoveFile(model + "/notes.txt").ok());
+
   FlipFileByte(model + "/weights.bin", 777);
   RunResult flipped =
       sigil({"verify", model, "--signature", tmp.Sub("model.sig"), "--key", tmp.Sub("ci.pub")});

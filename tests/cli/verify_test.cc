@@ -411,6 +411,19 @@ TEST_CASE("online, the checkpoint must be consistent with the ones seen before",
     CHECK(reloaded->largest_size() == new_size);
     CHECK(reloaded->RootAt(old_size).has_value());
   }
+  SECTION("a checkpoint older than the largest seen passes with a proof up to it") {
+    json older = ev;
+    f.tree.Append("after the evidence");
+    history->Add(f.tree.Size(), *attest::RootHash(f.tree, f.tree.Size()));
+    std::vector<std::pair<uint64_t, uint64_t>> asked;
+    auto fetch = proof_from(f.tree);
+    VerifyReport r = f.Verify(older, &*history, [&](uint64_t from, uint64_t to) {
+      asked.push_back({from, to});
+      return fetch(from, to);
+    });
+    CHECK(Failed(r) == "");
+    CHECK(asked == std::vector<std::pair<uint64_t, uint64_t>>{{new_size, f.tree.Size()}});
+  }
   SECTION("a rewritten history fails") {
     attest::MemoryTree forked;
     for (int i = 0; i < 5; ++i) forked.Append("forked " + std::to_string(i));

@@ -69,14 +69,19 @@ bool SameEnvelope(const signing::Envelope& a, const signing::Envelope& b) {
 }
 
 // The DSSE envelope inside a stored attestation document (an envelope or a
-// Sigstore bundle).
-Result<signing::Envelope> DocumentEnvelope(std::string_view document) {
+// Sigstore bundle, whose public-key hint goes to *hint).
+Result<signing::Envelope> DocumentEnvelope(std::string_view document, std::string* hint) {
   auto doc = core::ParseJson(document);
   if (!doc.ok() || !doc->is_object()) return Failed("the attestation document is not a JSON object");
   if (doc->contains("mediaType")) {
     std::string media = StringField(*doc, "mediaType");
     if (media.rfind("application/vnd.dev.sigstore.bundle", 0) != 0) {
       return Failed("the bundle's mediaType '" + media.substr(0, 100) + "' is not a Sigstore bundle");
+    }
+    auto material = doc->find("verificationMaterial");
+    if (material != doc->end() && material->is_object()) {
+      auto pub = material->find("publicKey");
+      if (pub != material->end() && pub->is_object()) *hint = StringField(*pub, "hint");
     }
     auto dsse = doc->find("dsseEnvelope");
     if (dsse == doc->end()) return Failed("the bundle holds no dsseEnvelope");
@@ -166,7 +171,8 @@ Status CheckInclusion(const Json& att, const std::string& leaf_bytes_b64, const 
 // Signature, payload type, statement; returns the statement.
 Result<attest::Statement> CheckSignature(const Json& att, const Entry& entry, const std::string& repository,
                                          const TrustedKeys& trusted, int64_t now, std::string* signer) {
-  ASSIGN_OR_RETURN(signing::Envelope envelope, DocumentEnvelope(entry.content));
+  std::string hint;
+  ASSIGN_OR_RETURN(signing::Envelope envelope, DocumentEnvelope(entry.content, &hint));
   auto listed = att.find("envelope");
   if (listed != att.end()) {
     auto shown = signing::EnvelopeFromJson(*listed);
@@ -181,6 +187,10 @@ Result<attest::Statement> CheckSignature(const Json& att, const Entry& entry, co
   if (!verified.ok()) {
     return Failed("no trusted key verifies the signature (" + verified.status().message() + ")",
                   "SIGNATURE_INVALID");
+  }
+  if (!hint.empty() &&
+      std::find(verified->key_ids.begin(), verified->key_ids.end(), hint) == verified->key_ids.end()) {
+    return Failed("the bundle's public-key hint does not name the key that signed it", "BUNDLE_KEY_MISMATCH");
   }
   if (verified->payload_type != signing::kInTotoPayloadType) {
     return Failed("payload type '" + verified->payload_type.substr(0, 100) + "' is not in-toto",

@@ -26,6 +26,7 @@
 //   inclusion N   the leaf's inclusion proof against the checkpoint's root
 //   signature N   a trusted key, not revoked and allowed for the statement's
 //                 predicate type and the repository, verifies the envelope;
+//                 a bundle's public-key hint, when present, names that key;
 //                 payload type in-toto; the statement's predicate type is
 //                 the leaf's
 //   subject N     a subject's sha256 is the manifest digest, or for a model

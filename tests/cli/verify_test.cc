@@ -236,6 +236,16 @@ TEST_CASE("a flipped byte in a log entry fails the log entry check", "[cli][veri
   CHECK(Failed(f.Verify(ev)) == "log entry 1");
 }
 
+TEST_CASE("a bundle whose hint names another key fails the signature check", "[cli][verify]") {
+  Fixture f;
+  json bundle = json::parse(f.ModelSignature(f.attester));
+  bundle["verificationMaterial"]["publicKey"]["hint"] = std::string(64, 'a');
+  json ev = f.Evidence({{std::string(attest::kModelSigningV1), bundle.dump()}});
+  VerifyReport r = f.Verify(ev);
+  CHECK(Failed(r) == "signature 0");
+  CHECK(r.FirstFailure()->detail.find("BUNDLE_KEY_MISMATCH") != std::string::npos);
+}
+
 TEST_CASE("a signature by an untrusted key fails the signature check", "[cli][verify]") {
   Fixture f;
   signing::PrivateKey other = Generate(signing::Algorithm::kEcdsaP256Sha256);

@@ -1,11 +1,13 @@
 #include "cli/verify.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "attest/model_signing.h"
 #include "attest/statement.h"
+#include "cli/pull.h"
 #include "core/digest.h"
 #include "core/fs.h"
 #include "core/json.h"
@@ -239,20 +241,42 @@ Status CheckSubject(const attest::Statement& statement, const core::Digest& vers
                 "SUBJECT_MISMATCH");
 }
 
+// Every file of the manifest hashes to its layer digest, and no other
+// regular file lies in dir (outside .sigil/ and the partial directory).
 Status CheckFiles(const registry::Manifest& manifest, const std::string& dir, size_t* count) {
+  std::vector<PullFile> files;
   for (const registry::Descriptor& layer : manifest.layers) {
     auto title = layer.annotations.find(std::string(registry::kTitleAnnotation));
     if (title == layer.annotations.end()) return Failed("a layer has no title");
-    std::string path = core::JoinPath(dir, title->second);
-    auto got = core::HashFile(path);
-    if (!got.ok()) return Failed("'" + title->second + "': " + got.status().message(), "MODEL_MISMATCH");
-    if (*got != layer.digest) {
-      return Failed(
-          "'" + title->second + "' hashes to " + got->ToString() + ", expected " + layer.digest.ToString(),
-          "DIGEST_MISMATCH");
+    files.push_back(PullFile{title->second, layer.digest, layer.size});
+  }
+  Status titles = CheckTitles(files);
+  if (!titles.ok()) return Failed(titles.message(), titles.reason());
+  std::set<std::string> expected;
+  for (const PullFile& f : files) {
+    auto got = core::HashFile(core::JoinPath(dir, f.title));
+    if (!got.ok()) return Failed("'" + f.title + "': " + got.status().message(), "MODEL_MISMATCH");
+    if (*got != f.digest) {
+      return Failed("'" + f.title + "' hashes to " + got->ToString() + ", expected " + f.digest.ToString(),
+                    "DIGEST_MISMATCH");
     }
+    expected.insert(f.title);
     ++*count;
   }
+  std::error_code ec;
+  std::filesystem::recursive_directory_iterator it(dir, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    std::string rel = std::filesystem::relative(it->path(), dir, ec).generic_string();
+    if (ec) break;
+    if (rel == kEvidenceDir || rel == kPartialDir) {
+      it.disable_recursion_pending();
+      continue;
+    }
+    if (!it->is_directory(ec) && expected.count(rel) == 0) {
+      return Failed("'" + rel + "' is not a file of the version", "MODEL_MISMATCH");
+    }
+  }
+  if (ec) return Failed("listing " + dir + ": " + ec.message(), "MODEL_MISMATCH");
   return core::OkStatus();
 }
 

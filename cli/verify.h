@@ -14,7 +14,8 @@
 // Evidence (GET .../evidence, docs/api.md) is checked, in this order, and
 // every check is reported by name:
 //   manifest      sha256 of the manifest bytes is the evidence's version_digest
-//   files         (with a local copy) every file hashes to its layer digest
+//   files         (with a local copy) every file hashes to its layer digest,
+//                 and no other file lies beside them (.sigil/ aside)
 //   checkpoint    the note verifies with a trusted log key for its origin
 //   consistency   against checkpoints seen before (CheckpointHistory): online,
 //                 a consistency proof from the server; offline, a checkpoint

@@ -196,6 +196,18 @@ TEST_CASE("a flipped byte in a file fails the files check", "[cli][verify]") {
   CHECK(r.ToStatus().reason() == "VERIFY_FAILED");
 }
 
+TEST_CASE("a file added beside the model fails the files check", "[cli][verify]") {
+  Fixture f;
+  json ev = f.GoodEvidence();
+  REQUIRE(core::MakeDirs(f.dir + "/.sigil").ok());
+  REQUIRE(core::WriteFileAtomic(f.dir + "/.sigil/evidence.json", "{}").ok());
+  CHECK(Failed(f.Verify(ev)) == "");
+  REQUIRE(core::WriteFileAtomic(f.dir + "/weights/run.py", "import os\n").ok());
+  VerifyReport r = f.Verify(ev);
+  CHECK(Failed(r) == "files");
+  CHECK(r.FirstFailure()->detail.find("weights/run.py") != std::string::npos);
+}
+
 TEST_CASE("a manifest that is not the evidence's version fails the manifest check", "[cli][verify]") {
   Fixture f;
   json ev = f.GoodEvidence();

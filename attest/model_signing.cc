@@ -362,8 +362,16 @@ std::string RelativeInside(const std::string& model_path, const std::string& inn
 std::string Describe(const std::string& name, bool sharded) {
   uint64_t start, end;
   std::string_view path = ResourcePath(name, sharded, &start, &end);
-  if (!sharded || path == name) return "'" + name + "'";
-  return "'" + std::string(path) + "' (bytes " + std::to_string(start) + "-" + std::to_string(end) + ")";
+  // Built by appending: GCC 12 at -O3 misreads "'" + std::string(...) as an
+  // overlapping memcpy (-Wrestrict).
+  std::string out = "'";
+  if (!sharded || path == name) {
+    out.append(name).append("'");
+    return out;
+  }
+  out.append(path).append("' (bytes ").append(std::to_string(start)).append("-");
+  out.append(std::to_string(end)).append(")");
+  return out;
 }
 
 }  // namespace

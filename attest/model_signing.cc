@@ -653,4 +653,18 @@ Result<ModelManifest> VerifyModelFile(const std::string& model_path, const std::
   return VerifyModel(model_path, bundle, key, options);
 }
 
+std::vector<std::string> IgnorePathsOfPredicate(const std::string& predicate_json) {
+  std::vector<std::string> out;
+  auto predicate = core::ParseJson(predicate_json);
+  if (!predicate.ok() || !predicate->is_object()) return out;
+  auto ser = predicate->find("serialization");
+  if (ser == predicate->end() || !ser->is_object()) return out;
+  auto ignore = ser->find("ignore_paths");
+  if (ignore == ser->end() || !ignore->is_array()) return out;
+  for (const core::Json& p : *ignore) {
+    if (p.is_string()) out.push_back(p.get<std::string>());
+  }
+  return out;
+}
+
 }  // namespace sigil::attest

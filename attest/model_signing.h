@@ -117,4 +117,8 @@ core::Result<ModelManifest> VerifyModelFile(const std::string& model_path,
                                             const std::string& signature_path,
                                             const signing::PublicKey& key);
 
+// The serialization.ignore_paths of a model-signing predicate (JSON text);
+// empty when absent or malformed.
+std::vector<std::string> IgnorePathsOfPredicate(const std::string& predicate_json);
+
 }  // namespace sigil::attest

@@ -44,21 +44,6 @@ Result<attest::MerkleHash> HashFromBase64(const std::string& text, const std::st
   return h;
 }
 
-// The predicate's serialization.ignore_paths (model signatures).
-std::vector<std::string> IgnorePathsOf(const std::string& predicate_json) {
-  std::vector<std::string> out;
-  auto predicate = core::ParseJson(predicate_json);
-  if (!predicate.ok() || !predicate->is_object()) return out;
-  auto ser = predicate->find("serialization");
-  if (ser == predicate->end() || !ser->is_object()) return out;
-  auto ignore = ser->find("ignore_paths");
-  if (ignore == ser->end() || !ignore->is_array()) return out;
-  for (const Json& p : *ignore) {
-    if (p.is_string()) out.push_back(p.get<std::string>());
-  }
-  return out;
-}
-
 bool SameEnvelope(const signing::Envelope& a, const signing::Envelope& b) {
   if (a.payload_type != b.payload_type || a.payload != b.payload) return false;
   if (a.signatures.size() != b.signatures.size()) return false;
@@ -223,7 +208,7 @@ Status CheckSubject(const attest::Statement& statement, const core::Digest& vers
   std::vector<std::pair<core::Digest, std::string>> accepted{{version, "the manifest digest"}};
   if (statement.predicate_type == attest::kModelSigningV1) {
     ASSIGN_OR_RETURN(core::Digest root,
-                     registry::ManifestModelRoot(manifest, IgnorePathsOf(statement.predicate_json)));
+                     registry::ManifestModelRoot(manifest, attest::IgnorePathsOfPredicate(statement.predicate_json)));
     accepted.push_back({root, "the files ROOT " + root.ToString()});
   }
   for (const attest::Subject& s : statement.subjects) {

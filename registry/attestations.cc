@@ -65,20 +65,6 @@ core::Result<std::string> ReadBlob(storage::BlobStore* blobs, const core::Digest
   return out;
 }
 
-std::vector<std::string> IgnorePathsOf(const std::string& predicate_json) {
-  std::vector<std::string> out;
-  auto predicate = core::ParseJson(predicate_json);
-  if (!predicate.ok() || !predicate->is_object()) return out;
-  auto ser = predicate->find("serialization");
-  if (ser == predicate->end() || !ser->is_object()) return out;
-  auto ignore = ser->find("ignore_paths");
-  if (ignore == ser->end() || !ignore->is_array()) return out;
-  for (const Json& p : *ignore) {
-    if (p.is_string()) out.push_back(p.get<std::string>());
-  }
-  return out;
-}
-
 std::vector<attest::ModelResource> ManifestResources(const Manifest& manifest,
                                                      const std::vector<std::string>& ignore_paths) {
   std::vector<attest::ModelResource> resources;
@@ -279,7 +265,7 @@ core::Result<Attestations::Verified> Attestations::Verify(const std::string& rep
   std::vector<core::Digest> accepted{version.info.digest};
   if (statement->predicate_type == attest::kModelSigningV1) {
     ASSIGN_OR_RETURN(core::Digest root,
-                     ManifestModelRoot(version.manifest, IgnorePathsOf(statement->predicate_json)));
+                     ManifestModelRoot(version.manifest, attest::IgnorePathsOfPredicate(statement->predicate_json)));
     accepted.push_back(root);
   }
   bool matched = false;

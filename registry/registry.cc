@@ -1,4 +1,5 @@
 #include "registry/registry.h"
+#include "registry/internal/keys.h"
 
 #include <algorithm>
 #include <charconv>
@@ -20,18 +21,7 @@ constexpr std::string_view kTagsCf = "tags";
 constexpr std::string_view kManifestsCf = "manifests";
 constexpr size_t kMaxPageLimit = 1000;
 
-// Names never contain '\0', so "<repo>\0" prefixes cannot match a nested
-// repository ("a" vs "a/b") or a longer name.
-std::string Join(std::initializer_list<std::string_view> parts) {
-  std::string out;
-  bool first = true;
-  for (std::string_view p : parts) {
-    if (!first) out.push_back('\0');
-    out.append(p);
-    first = false;
-  }
-  return out;
-}
+std::string Join(std::initializer_list<std::string_view> parts) { return internal::JoinKey(parts); }
 std::string VersionPrefix(std::string_view repo) { return Join({repo, "v", ""}); }
 std::string AliasPrefix(std::string_view repo) { return Join({repo, "a", ""}); }
 std::string VersionKey(std::string_view repo, std::string_view v) { return VersionPrefix(repo).append(v); }

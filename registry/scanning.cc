@@ -1,4 +1,5 @@
 #include "registry/scanning.h"
+#include "registry/internal/keys.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -23,16 +24,7 @@ constexpr std::string_view kReferrersCf = "referrers";
 constexpr size_t kSummaryFindings = 20;
 constexpr size_t kListPage = 1000;
 
-std::string Join(std::initializer_list<std::string_view> parts) {
-  std::string out;
-  bool first = true;
-  for (std::string_view p : parts) {
-    if (!first) out.push_back('\0');
-    out.append(p);
-    first = false;
-  }
-  return out;
-}
+std::string Join(std::initializer_list<std::string_view> parts) { return internal::JoinKey(parts); }
 
 std::string JobKey(std::string_view repo, std::string_view version) { return Join({"scan", repo, version}); }
 std::string JobPrefix() { return Join({"scan", ""}); }

@@ -15,6 +15,7 @@
 #include "attest/model_signing.h"
 #include "attest/statement.h"
 #include "attest/transparency_log.h"
+#include "tests/api/model_fixture.h"
 #include "core/fs.h"
 #include "core/json.h"
 #include "registry/attestations.h"
@@ -108,21 +109,7 @@ struct Fixture {
 
   // Pushes a model version with the given files; returns its manifest digest.
   core::Digest Push(const std::string& version, const std::map<std::string, std::string>& content) {
-    registry::Manifest m;
-    m.artifact_type = std::string(registry::kModelArtifactType);
-    std::string config = R"({"format":"test"})";
-    m.config.media_type = std::string(registry::kModelConfigMediaType);
-    m.config.digest = PutBlob(config);
-    m.config.size = config.size();
-    for (const auto& [path, data] : content) {
-      registry::Descriptor d;
-      d.media_type = std::string(registry::kLayerMediaType);
-      d.digest = PutBlob(data);
-      d.size = data.size();
-      d.annotations[std::string(registry::kTitleAnnotation)] = path;
-      m.layers.push_back(d);
-    }
-    std::string bytes = registry::SerializeManifest(m);
+    std::string bytes = testing::StoreModelManifest(blobs.get(), content);
     auto r = Call("PUT", std::string("/api/v1/models/") + kRepo + "/versions/" + version, bytes);
     REQUIRE(r.status == 201);
     return core::Sha256::Of(bytes);

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "api/service.h"
+#include "tests/api/model_fixture.h"
 #include "core/json.h"
 #include "registry/manifest.h"
 #include "registry/scanning.h"
@@ -84,22 +85,8 @@ struct Fixture {
   // Pushes a version over HTTP and waits for its scan.
   HttpResponse Push(const std::string& repo, const std::string& version,
                     const std::map<std::string, std::string>& files) {
-    registry::Manifest m;
-    m.artifact_type = std::string(registry::kModelArtifactType);
-    std::string config = R"({"format":"test"})";
-    m.config.media_type = std::string(registry::kModelConfigMediaType);
-    m.config.digest = PutBlob(config);
-    m.config.size = config.size();
-    for (const auto& [path, content] : files) {
-      registry::Descriptor d;
-      d.media_type = std::string(registry::kLayerMediaType);
-      d.digest = PutBlob(content);
-      d.size = content.size();
-      d.annotations[std::string(registry::kTitleAnnotation)] = path;
-      m.layers.push_back(d);
-    }
-    HttpResponse r =
-        Call("PUT", "/api/v1/models/" + repo + "/versions/" + version, registry::SerializeManifest(m));
+    std::string bytes = testing::StoreModelManifest(blobs.get(), files);
+    HttpResponse r = Call("PUT", "/api/v1/models/" + repo + "/versions/" + version, bytes);
     scanning->WaitIdle();
     return r;
   }

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "tests/api/model_fixture.h"
 #include "core/json.h"
 #include "registry/manifest.h"
 #include "storage/blob_store.h"
@@ -72,21 +73,7 @@ struct Fixture {
 
   // A model manifest with the given files (path -> content), blobs stored.
   std::string ModelManifest(const std::map<std::string, std::string>& files) {
-    registry::Manifest m;
-    m.artifact_type = std::string(registry::kModelArtifactType);
-    std::string config = R"({"format":"test"})";
-    m.config.media_type = std::string(registry::kModelConfigMediaType);
-    m.config.digest = PutBlob(config);
-    m.config.size = config.size();
-    for (const auto& [path, content] : files) {
-      registry::Descriptor d;
-      d.media_type = std::string(registry::kLayerMediaType);
-      d.digest = PutBlob(content);
-      d.size = content.size();
-      d.annotations[std::string(registry::kTitleAnnotation)] = path;
-      m.layers.push_back(d);
-    }
-    return registry::SerializeManifest(m);
+    return testing::StoreModelManifest(blobs.get(), files);
   }
 };
 

@@ -1,0 +1,53 @@
+// The worker process: evaluations run in `sigil-validator`, started by the
+// server for each run, so that a model that crashes, hangs or exhausts memory
+// fails its evaluation and nothing else.
+//
+// The child gets: its own process group; a scratch directory as its working
+// directory (removed afterwards); rlimits on address space, CPU time, file
+// size and core dumps; no network (a new network namespace where the kernel
+// allows it, else a seccomp filter refusing Internet sockets); the input
+// files as read-only descriptors it inherits; the job as JSON on stdin; its
+// outcome as JSON on stdout. The parent enforces the wall-clock limit with
+// SIGKILL, and turns every way the child can end into an EvalOutcome.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "validator/evaluation.h"
+
+namespace sigil::validator {
+
+struct WorkerOptions {
+  std::string executable;  // path of sigil-validator
+  std::string scratch_parent;  // a scratch directory is made inside it
+  uint32_t time_limit_s = 600;
+  uint64_t memory_limit_bytes = 8ull << 30;
+  // Descriptors the child inherits (files the job names as /dev/fd/N).
+  std::vector<int> inherit_fds;
+  // Set from another thread to stop the run: the child is killed and the
+  // outcome says "cancelled".
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+// Runs job in a worker process and waits for it. Crashes, signals, time and
+// memory limits, unparseable output: outcome.ok = false with the reason
+// ("the model ran past the time limit of 5 s", "killed by signal 11
+// (Segmentation fault)", "out of memory (limit 512 MiB): ..."), exit_code or
+// signal set. Errors: kInvalidArgument without an executable; kInternal when
+// the process cannot be started.
+core::Result<EvalOutcome> RunInWorker(const EvalJob& job, const WorkerOptions& options);
+
+// The path of sigil-validator next to the running program (same directory,
+// or ../validator/ in a build tree), or empty when there is none.
+std::string FindWorkerExecutable();
+
+// The worker's side: reads a job from in_fd, applies the sandbox that the
+// environment allows, runs it, writes the outcome to out_fd. Returns the exit
+// code for main.
+int WorkerMain(int in_fd, int out_fd);
+
+}  // namespace sigil::validator

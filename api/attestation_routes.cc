@@ -20,22 +20,6 @@ namespace {
 
 using core::Json;
 
-HttpResponse JsonReply(int status, const Json& body) {
-  HttpResponse r;
-  r.status = status;
-  r.body = core::DumpJson(body);
-  return r;
-}
-
-HttpResponse NotAllowed(const HttpRequest& request, const std::string& allowed) {
-  HttpResponse r = ErrorResponse(
-      core::Status(core::Code::kInvalidArgument,
-                   request.method + " is not allowed here (allowed: " + allowed + ")", "METHOD_NOT_ALLOWED"));
-  r.status = 405;
-  r.AddHeader("Allow", allowed);
-  return r;
-}
-
 HttpResponse NotConfigured() {
   return ErrorResponse(
       core::Unavailable("signing and the transparency log are not configured", "ATTESTATIONS_UNAVAILABLE"));
@@ -115,12 +99,12 @@ Json AttestationJson(const registry::AttestationRecord& r) {
 }  // namespace
 
 HttpResponse Service::ServerKeysRoute(const HttpRequest& request) {
-  if (request.method != "GET") return NotAllowed(request, "GET");
+  if (request.method != "GET") return MethodNotAllowed(request, "GET");
   if (options_.attestations == nullptr || options_.log == nullptr) return NotConfigured();
   const signing::PublicKey& att = options_.attestations->server_public_key();
   const signing::PublicKey& log = options_.log->public_key();
   auto note_id = attest::NoteKeyId(options_.log->origin(), log);
-  return JsonReply(
+  return JsonResponse(
       200, Json{{"attestation",
                  {{"key_id", att.key_id()},
                   {"algorithm", std::string(signing::AlgorithmName(att.algorithm()))},
@@ -142,10 +126,10 @@ HttpResponse Service::Trust(const HttpRequest& request, const std::vector<std::s
   registry::Attestations* a = options_.attestations;
   if (parts.size() == 2 && parts[1] == "reload") {
     *route = "/api/v1/trust/reload";
-    if (request.method != "POST") return NotAllowed(request, "POST");
+    if (request.method != "POST") return MethodNotAllowed(request, "POST");
     core::Status s = a->ReloadTrust();
     if (!s.ok()) return ErrorResponse(s);
-    return JsonReply(200, Json{{"keys", a->trust()->keys().size()}});
+    return JsonResponse(200, Json{{"keys", a->trust()->keys().size()}});
   }
   if (parts.size() == 2 && parts[1] == "keys") {
     *route = "/api/v1/trust/keys";
@@ -163,9 +147,9 @@ HttpResponse Service::Trust(const HttpRequest& request, const std::vector<std::s
                                                         std::end(registry::kServerPredicateTypes))},
            {"repositories", {"**"}},
            {"stages", Json::array()}});
-      return JsonReply(200, Json{{"keys", keys}, {"implicit", implicit}});
+      return JsonResponse(200, Json{{"keys", keys}, {"implicit", implicit}});
     }
-    if (request.method != "POST") return NotAllowed(request, "GET, POST");
+    if (request.method != "POST") return MethodNotAllowed(request, "GET, POST");
     core::JsonLimits limits;
     limits.max_bytes = 1 << 20;
     auto body = core::ParseJson(request.body, limits);
@@ -195,13 +179,13 @@ HttpResponse Service::Trust(const HttpRequest& request, const std::vector<std::s
       return ErrorResponse(core::AlreadyExists(s.message(), "KEY_EXISTS"));
     }
     if (!s.ok()) return ErrorResponse(s);
-    HttpResponse r = JsonReply(201, TrustedKeyJson(added));
+    HttpResponse r = JsonResponse(201, TrustedKeyJson(added));
     r.AddHeader("Location", "/api/v1/trust/keys/" + added.id());
     return r;
   }
   if (parts.size() == 4 && parts[1] == "keys" && parts[3] == "revoke") {
     *route = "/api/v1/trust/keys/{id}/revoke";
-    if (request.method != "POST") return NotAllowed(request, "POST");
+    if (request.method != "POST") return MethodNotAllowed(request, "POST");
     core::Status s = a->RevokeTrustedKey(parts[2]);
     if (s.code() == core::Code::kNotFound) {
       return ErrorResponse(core::NotFound(s.message(), "KEY_UNKNOWN"));
@@ -209,7 +193,7 @@ HttpResponse Service::Trust(const HttpRequest& request, const std::vector<std::s
     if (!s.ok()) return ErrorResponse(s);
     const signing::TrustedKey* k = a->trust()->Find(parts[2]);
     if (k == nullptr) return ErrorResponse(core::NotFound("key " + parts[2] + " vanished", "KEY_UNKNOWN"));
-    return JsonReply(200, TrustedKeyJson(*k));
+    return JsonResponse(200, TrustedKeyJson(*k));
   }
   return ErrorResponse(core::NotFound("no route for " + request.path.substr(0, 200), "ROUTE_UNKNOWN"));
 }
@@ -220,7 +204,7 @@ HttpResponse Service::Log(const HttpRequest& request, const std::vector<std::str
   attest::TransparencyLog* log = options_.log;
   if (parts.size() == 2 && parts[1] == "checkpoint") {
     *route = "/api/v1/log/checkpoint";
-    if (request.method != "GET") return NotAllowed(request, "GET");
+    if (request.method != "GET") return MethodNotAllowed(request, "GET");
     auto cp = log->Checkpoint();
     if (!cp.ok()) return ErrorResponse(cp.status());
     HttpResponse r;
@@ -230,7 +214,7 @@ HttpResponse Service::Log(const HttpRequest& request, const std::vector<std::str
   }
   if (parts.size() == 3 && parts[1] == "entries") {
     *route = "/api/v1/log/entries/{index}";
-    if (request.method != "GET") return NotAllowed(request, "GET");
+    if (request.method != "GET") return MethodNotAllowed(request, "GET");
     HttpRequest fake;
     fake.query["index"] = parts[2];
     bool present = false;
@@ -238,13 +222,13 @@ HttpResponse Service::Log(const HttpRequest& request, const std::vector<std::str
     if (!index.ok()) return ErrorResponse(index.status());
     auto leaf = log->Leaf(*index);
     if (!leaf.ok()) return ErrorResponse(leaf.status());
-    return JsonReply(200, Json{{"index", *index},
+    return JsonResponse(200, Json{{"index", *index},
                                {"leaf", signing::Base64Encode(*leaf)},
                                {"leaf_hash", HexOf(attest::MerkleLeafHash(*leaf))}});
   }
   if (parts.size() == 3 && parts[1] == "proof" && parts[2] == "inclusion") {
     *route = "/api/v1/log/proof/inclusion";
-    if (request.method != "GET") return NotAllowed(request, "GET");
+    if (request.method != "GET") return MethodNotAllowed(request, "GET");
     bool has_index = false, has_size = false, has_hash = false;
     auto index = UintParam(request, "index", &has_index);
     if (!index.ok()) return ErrorResponse(index.status());
@@ -279,12 +263,12 @@ HttpResponse Service::Log(const HttpRequest& request, const std::vector<std::str
     if (!proof.ok()) return ErrorResponse(proof.status());
     auto leaf_hash = log->LeafHash(i);
     if (!leaf_hash.ok()) return ErrorResponse(leaf_hash.status());
-    return JsonReply(
+    return JsonResponse(
         200, Json{{"index", i}, {"size", n}, {"leaf_hash", HexOf(*leaf_hash)}, {"hashes", HashList(*proof)}});
   }
   if (parts.size() == 3 && parts[1] == "proof" && parts[2] == "consistency") {
     *route = "/api/v1/log/proof/consistency";
-    if (request.method != "GET") return NotAllowed(request, "GET");
+    if (request.method != "GET") return MethodNotAllowed(request, "GET");
     bool has_from = false, has_to = false;
     auto from = UintParam(request, "from", &has_from);
     if (!from.ok()) return ErrorResponse(from.status());
@@ -298,7 +282,7 @@ HttpResponse Service::Log(const HttpRequest& request, const std::vector<std::str
     }
     auto proof = attest::ConsistencyProof(*log, *from, n2);
     if (!proof.ok()) return ErrorResponse(proof.status());
-    return JsonReply(200, Json{{"from", *from}, {"to", n2}, {"hashes", HashList(*proof)}});
+    return JsonResponse(200, Json{{"from", *from}, {"to", n2}, {"hashes", HashList(*proof)}});
   }
   return ErrorResponse(core::NotFound("no route for " + request.path.substr(0, 200), "ROUTE_UNKNOWN"));
 }
@@ -317,22 +301,22 @@ HttpResponse Service::VersionAttestationRoute(const HttpRequest& request, const 
       if (!version.ok()) return ErrorResponse(version.status());
       Json items = Json::array();
       for (const auto& r : *list) items.push_back(AttestationJson(r));
-      return JsonReply(200, Json{{"repository", repo},
+      return JsonResponse(200, Json{{"repository", repo},
                                  {"version_digest", version->info.digest.ToString()},
                                  {"attestations", items}});
     }
-    if (request.method != "POST") return NotAllowed(request, "GET, POST");
+    if (request.method != "POST") return MethodNotAllowed(request, "GET, POST");
     auto added = a->Add(repo, ref, request.body);
     if (!added.ok()) return ErrorResponse(added.status());
-    return JsonReply(added->created ? 201 : 200, AttestationJson(added->record));
+    return JsonResponse(added->created ? 201 : 200, AttestationJson(added->record));
   }
   if (word == "sign") {
-    if (request.method != "POST") return NotAllowed(request, "POST");
+    if (request.method != "POST") return MethodNotAllowed(request, "POST");
     auto added = a->Sign(repo, ref);
     if (!added.ok()) return ErrorResponse(added.status());
-    return JsonReply(added->created ? 201 : 200, AttestationJson(added->record));
+    return JsonResponse(added->created ? 201 : 200, AttestationJson(added->record));
   }
-  if (request.method != "GET") return NotAllowed(request, "GET");
+  if (request.method != "GET") return MethodNotAllowed(request, "GET");
   auto ev = a->GetEvidence(repo, ref);
   if (!ev.ok()) return ErrorResponse(ev.status());
   Json items = Json::array();
@@ -345,7 +329,7 @@ HttpResponse Service::VersionAttestationRoute(const HttpRequest& request, const 
     items.push_back(std::move(item));
   }
   const attest::Checkpoint& cp = ev->checkpoint.checkpoint;
-  return JsonReply(200, Json{{"repository", repo},
+  return JsonResponse(200, Json{{"repository", repo},
                              {"version", ev->version.info.version},
                              {"version_digest", ev->version.info.digest.ToString()},
                              {"attestations", items},

@@ -49,6 +49,18 @@ core::Status Apply(Config* c, const std::string& key, const std::string& value) 
       return core::InvalidArgument("log_origin must be non-empty without spaces or '+'");
     }
     c->log_origin = value;
+  } else if (key == "eval_jobs") {
+    ASSIGN_OR_RETURN(uint64_t n, ParseSize("eval_jobs", value));
+    if (n < 1 || n > 64) return core::InvalidArgument("eval_jobs must be in [1, 64]");
+    c->eval_jobs = static_cast<int>(n);
+  } else if (key == "validator") {
+    if (value.empty()) return core::InvalidArgument("validator must name a program");
+    c->validator = value;
+  } else if (key == "stats_backend") {
+    if (value != "auto" && value != "cpu" && value != "cuda") {
+      return core::InvalidArgument("stats_backend must be auto, cpu or cuda");
+    }
+    c->stats_backend = value;
   } else {
     return core::InvalidArgument("unknown setting '" + key + "'");
   }
@@ -61,6 +73,8 @@ const std::map<std::string, std::string>& EnvNames() {
       {"SIGIL_THREADS", "threads"},     {"SIGIL_CHUNK_MAX", "chunk_max"},
       {"SIGIL_SESSION_MAX", "session_max"}, {"SIGIL_UPLOAD_EXPIRY", "upload_expiry"},
       {"SIGIL_GC_GRACE", "gc_grace"},       {"SIGIL_LOG_ORIGIN", "log_origin"},
+      {"SIGIL_EVAL_JOBS", "eval_jobs"},     {"SIGIL_VALIDATOR", "validator"},
+      {"SIGIL_STATS_BACKEND", "stats_backend"},
   };
   return kNames;
 }
@@ -156,10 +170,14 @@ options (each also from the environment variable shown, or a JSON config file):
   --upload-expiry DUR     idle upload sessions expire (default 24h) SIGIL_UPLOAD_EXPIRY
   --gc-grace DUR          keep unreferenced blobs this young (default 1h) SIGIL_GC_GRACE
   --log-origin NAME       transparency log origin (default sigil/<hostname>) SIGIL_LOG_ORIGIN
+  --eval-jobs N           evaluation/statistics jobs at once (default 1) SIGIL_EVAL_JOBS
+  --validator PATH        the sigil-validator worker program (default: beside sigild,
+                          or ../validator/ in a build tree)    SIGIL_VALIDATOR
+  --stats-backend B       weight statistics on auto|cpu|cuda (default auto) SIGIL_STATS_BACKEND
   -h, --help              this text
 
 Config file keys: data, listen, threads, chunk_max, session_max,
-upload_expiry, gc_grace, log_origin. Durations look like 30s, 15m, 24h, 7d.
+upload_expiry, gc_grace, log_origin, eval_jobs, validator, stats_backend. Durations look like 30s, 15m, 24h, 7d.
 Later sources win: defaults < config file < environment < flags.
 Server keys live in DATA/keys (created on first start; encrypted when
 SIGIL_KEY_PASSPHRASE is set), the trust store in DATA/trust.json.

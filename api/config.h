@@ -23,6 +23,12 @@ struct Config {
   // Transparency log origin (also the checkpoint signer's name); empty
   // means "sigil/<hostname>".
   std::string log_origin;
+  // Evaluation and statistics jobs run at once.
+  int eval_jobs = 1;
+  // The sigil-validator program; empty: the one installed beside sigild.
+  std::string validator;
+  // Weight statistics: "auto" (CUDA when a GPU is present), "cpu", "cuda".
+  std::string stats_backend = "auto";
   bool show_help = false;
 };
 

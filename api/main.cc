@@ -23,7 +23,9 @@
 #include "attest/transparency_log.h"
 #include "registry/attestations.h"
 #include "registry/registry.h"
+#include "registry/evaluations.h"
 #include "registry/scanning.h"
+#include "validator/worker.h"
 #include "signing/keys.h"
 #include "storage/fs_blob_store.h"
 #include "storage/rocks_meta_store.h"
@@ -201,6 +203,30 @@ int Run(int argc, char** argv) {
     return 1;
   }
 
+  registry::EvaluationsOptions evaluation_options;
+  evaluation_options.registry = &registry;
+  evaluation_options.blobs = blobs->get();
+  evaluation_options.meta = meta->get();
+  evaluation_options.attestations = attestations->get();
+  evaluation_options.server_key = keys->attestation;
+  evaluation_options.concurrency = static_cast<size_t>(config->eval_jobs);
+  evaluation_options.worker_executable =
+      config->validator.empty() ? validator::FindWorkerExecutable() : config->validator;
+  evaluation_options.scratch_dir = core::JoinPath(data, "tmp/eval");
+  evaluation_options.stats.backend = config->stats_backend == "cpu"    ? validator::Backend::kCpu
+                                     : config->stats_backend == "cuda" ? validator::Backend::kCuda
+                                                                       : validator::Backend::kAuto;
+  if (evaluation_options.worker_executable.empty()) {
+    SIGIL_LOG(kWarn) << "no sigil-validator program found: evaluations will fail (set --validator)";
+  }
+  // Scratch directories of workers that died with the last run.
+  core::RemoveTree(evaluation_options.scratch_dir).IgnoreError();
+  auto evaluations = registry::Evaluations::Start(std::move(evaluation_options));
+  if (!evaluations.ok()) {
+    std::fprintf(stderr, "sigild: evaluations: %s\n", evaluations.status().ToString().c_str());
+    return 1;
+  }
+
   Metrics metrics;
   ServiceOptions service_options;
   service_options.registry = &registry;
@@ -211,6 +237,7 @@ int Run(int argc, char** argv) {
   service_options.attestations = attestations->get();
   service_options.log = log->get();
   service_options.scanning = scanning->get();
+  service_options.evaluations = evaluations->get();
   Service service(service_options);
 
   ServerOptions server_options;

@@ -11,21 +11,11 @@
 #include "core/log.h"
 
 namespace sigil::api {
-namespace {
 
-using core::Json;
-
-HttpResponse JsonResponse(int status, const Json& body) {
+HttpResponse JsonResponse(int status, const core::Json& body) {
   HttpResponse r;
   r.status = status;
   r.body = core::DumpJson(body);
-  return r;
-}
-
-HttpResponse NoContent() {
-  HttpResponse r;
-  r.status = 204;
-  r.content_type.clear();
   return r;
 }
 
@@ -36,6 +26,17 @@ HttpResponse MethodNotAllowed(const HttpRequest& request, const std::string& all
                                               "METHOD_NOT_ALLOWED"));
   r.status = 405;
   r.AddHeader("Allow", allowed);
+  return r;
+}
+
+namespace {
+
+using core::Json;
+
+HttpResponse NoContent() {
+  HttpResponse r;
+  r.status = 204;
+  r.content_type.clear();
   return r;
 }
 
@@ -234,6 +235,7 @@ HttpResponse Service::Handle(const HttpRequest& request, std::string* route) {
   }
   if (parts[0] == "trust") return Trust(request, parts, route);
   if (parts[0] == "log") return Log(request, parts, route);
+  if (parts[0] == "jobs") return Jobs(request, parts, route);
   return ErrorResponse(core::NotFound("no route for " + p.substr(0, 200), "ROUTE_UNKNOWN"));
 }
 
@@ -468,6 +470,14 @@ HttpResponse Service::Models(const HttpRequest& request, std::string* route) {
     if (rest == 3 && decoded[k + 2] == "scan") {
       *route = "/api/v1/models/{repo}/versions/{ref}/scan";
       return VersionScan(request, repo, ref);
+    }
+    if (rest == 3 && decoded[k + 2] == "evaluations") {
+      *route = "/api/v1/models/{repo}/versions/{ref}/evaluations";
+      return VersionEvaluations(request, repo, ref);
+    }
+    if (rest == 3 && decoded[k + 2] == "stats") {
+      *route = "/api/v1/models/{repo}/versions/{ref}/stats";
+      return VersionStats(request, repo, ref);
     }
     if (rest == 3 && decoded[k + 2] == "labels") {
       *route = "/api/v1/models/{repo}/versions/{ref}/labels";

@@ -11,8 +11,10 @@
 #include "api/http.h"
 #include "api/metrics.h"
 #include "attest/transparency_log.h"
+#include "core/json.h"
 #include "core/status.h"
 #include "registry/attestations.h"
+#include "registry/evaluations.h"
 #include "registry/registry.h"
 #include "registry/scanning.h"
 #include "storage/blob_store.h"
@@ -35,6 +37,9 @@ struct ServiceOptions {
   // available; without it versions are never scanned and the scan routes
   // answer 503 SCANNING_UNAVAILABLE.
   registry::Scanning* scanning = nullptr;
+  // Evaluation and statistics jobs; without it those routes answer 503
+  // EVALUATIONS_UNAVAILABLE.
+  registry::Evaluations* evaluations = nullptr;
 };
 
 class Service {
@@ -81,6 +86,11 @@ class Service {
   core::Status CheckVersionPullable(const registry::VersionInfo& version);
   core::Status CheckBlobPullable(const core::Digest& digest);
 
+  // eval_routes.cc
+  HttpResponse VersionEvaluations(const HttpRequest& request, const std::string& repo, const std::string& ref);
+  HttpResponse VersionStats(const HttpRequest& request, const std::string& repo, const std::string& ref);
+  HttpResponse Jobs(const HttpRequest& request, const std::vector<std::string>& parts, std::string* route);
+
   // A blob's bytes with Range support (GET) or its headers (HEAD).
   HttpResponse SendBlob(const HttpRequest& request, const core::Digest& digest);
 
@@ -91,5 +101,9 @@ class Service {
 int HttpStatusFor(const core::Status& status);
 // A JSON error response for a non-OK Status.
 HttpResponse ErrorResponse(const core::Status& status);
+// A JSON body with a status.
+HttpResponse JsonResponse(int status, const core::Json& body);
+// 405 with an Allow header.
+HttpResponse MethodNotAllowed(const HttpRequest& request, const std::string& allowed);
 
 }  // namespace sigil::api

@@ -16,6 +16,7 @@
 
 #include "attest/model_signing.h"
 #include "cli/commands.h"
+#include "cli/eval_command.h"
 #include "cli/http_client.h"
 #include "cli/keys_command.h"
 #include "cli/progress.h"
@@ -62,6 +63,18 @@ Commands:
   scan PATH...            scan files or directories locally (offline) with
                           the server's checks; exit 1 if any file is blocked
                           or invalid
+
+Evaluation (before promotion):
+  eval REF --spec FILE [--wait] [--timeout SECONDS]
+                          run the version's model on the spec's dataset on
+                          the server (a sandboxed LibTorch worker, CUDA when
+                          there is a GPU); with --wait print the checks and
+                          metrics and exit 1 when a check fails
+  stats FILE|REF [--parent FILE|REF]
+                          weight statistics (NaN/Inf, min, max, mean, L2;
+                          cosine and largest difference against a parent) of
+                          a local safetensors/PyTorch file, or of a version's
+                          weight files on the server; exit 1 on NaN or Inf
 
 Signing and verification (keys: --passphrase-file F or $SIGIL_KEY_PASSPHRASE):
   key generate --type ecdsa-p256|ecdsa-p384|ed25519 --out NAME
@@ -125,6 +138,7 @@ struct Args {
   std::vector<std::string> labels;
   std::vector<std::string> positional;
   bool verify = false;  // pull --verify
+  bool wait = false;    // eval --wait
   // Options of the signing commands (--key, --out, ...), each given value.
   std::map<std::string, std::vector<std::string>> values;
 
@@ -141,7 +155,7 @@ struct Args {
 constexpr const char* kValueOptions[] = {
     "--type",      "--out",        "--passphrase-file", "--key",          "--predicate-type",
     "--predicate", "--provenance", "--signature",       "--ignore-paths", "--trusted-keys",
-    "--name",      "--repository"};
+    "--name",      "--repository", "--spec",            "--parent",       "--timeout"};
 
 struct UsageError {
   std::string message;
@@ -230,6 +244,8 @@ std::optional<int> ParseArgs(int argc, char** argv, Args* args) {
       args->retry_seconds = *n;
     } else if (a == "--verify") {
       args->verify = true;
+    } else if (a == "--wait") {
+      args->wait = true;
     } else if (auto known = std::find_if(std::begin(kValueOptions), std::end(kValueOptions),
                                          [&](const char* o) { return is(o); });
                known != std::end(kValueOptions)) {
@@ -481,6 +497,56 @@ int RunScan(const Args& args) {
   return r->clean ? kExitOk : kExitFailure;
 }
 
+JobWait WaitOptions(const Args& args) {
+  JobWait w;
+  w.json = args.json;
+  w.wait = args.wait;
+  w.retry_budget = std::chrono::seconds(args.retry_seconds < 0 ? 5 : args.retry_seconds);
+  return w;
+}
+
+int RunEval(const Args& args) {
+  const auto& p = args.positional;
+  if (p.size() != 2 || args.Value("--spec").empty()) return Usage("eval needs REF --spec FILE");
+  auto ref = ParseReference(p[1]);
+  if (!ref.ok()) return Fail(ref.status());
+  JobWait wait = WaitOptions(args);
+  if (!args.Value("--timeout").empty()) {
+    auto n = ParseInt(args.Value("--timeout"), 1, 7 * 86400);
+    if (!n) return Usage("--timeout needs seconds");
+    wait.limit = std::chrono::seconds(*n);
+  }
+  HttpClient http(args.server);
+  auto out = EvaluateRemote(http, *ref, args.Value("--spec"), wait);
+  if (!out.ok()) return Fail(out.status());
+  std::fputs(out->output.c_str(), stdout);
+  return !out->finished || out->passed ? kExitOk : kExitFailure;
+}
+
+int RunStats(const Args& args) {
+  const auto& p = args.positional;
+  if (p.size() != 2) return Usage("stats needs FILE or REF");
+  std::string parent = args.Value("--parent");
+  core::Result<JobOutcome> out = core::Internal("unset");
+  struct stat st {};
+  if (::stat(p[1].c_str(), &st) == 0) {
+    out = StatsLocal(p[1], parent, args.json);
+  } else {
+    auto ref = ParseReference(p[1]);
+    if (!ref.ok()) {
+      return Fail(core::NotFound(p[1] + " is neither a local file nor a reference: " + ref.status().message()));
+    }
+    HttpClient http(args.server);
+    JobWait wait = WaitOptions(args);
+    wait.wait = true;
+    out = StatsRemote(http, *ref, parent, wait);
+  }
+  if (!out.ok()) return Fail(out.status());
+  std::fputs(out->output.c_str(), stdout);
+  if (!out->passed) std::fprintf(stderr, "sigil: the weights hold NaN or Inf values\n");
+  return out->passed ? kExitOk : kExitFailure;
+}
+
 int Run(int argc, char** argv) {
   Args args;
   if (auto done = ParseArgs(argc, argv, &args)) return *done;
@@ -495,6 +561,8 @@ int Run(int argc, char** argv) {
   if (cmd == "sign") return RunSign(args);
   if (cmd == "attest") return RunAttest(args);
   if (cmd == "verify") return RunVerify(args);
+  if (cmd == "eval") return RunEval(args);
+  if (cmd == "stats") return RunStats(args);
 
   HttpClient http(args.server);
   Commands commands(&http, std::chrono::seconds(args.retry_seconds < 0 ? 5 : args.retry_seconds),

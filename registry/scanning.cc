@@ -1,4 +1,5 @@
 #include "registry/scanning.h"
+#include "registry/internal/blob_read.h"
 #include "registry/internal/keys.h"
 
 #include <algorithm>
@@ -210,17 +211,7 @@ core::Result<scanner::VersionReport> Scanning::ScanVersion(const ResolvedVersion
       continue;
     }
     storage::BlobReader* r = reader->get();
-    scanner::ReadAtFn read = [r](uint64_t offset, size_t n, char* out) -> core::Status {
-      while (n > 0) {
-        ASSIGN_OR_RETURN(size_t got, r->ReadAt(offset, out, n));
-        if (got == 0) return core::DataLoss("blob shorter than its size");
-        out += got;
-        offset += got;
-        n -= got;
-      }
-      return core::OkStatus();
-    };
-    auto report = scanner::ScanReader(read, r->size(), options_.scan, path);
+    auto report = scanner::ScanReader(internal::ReadAtOf(r), r->size(), options_.scan, path);
     files.push_back(report.ok() ? std::move(report).value() : Unreadable(path, r->size(), report.status()));
   }
   return scanner::AggregateReports(std::move(files), options_.scan.block_at);

@@ -28,6 +28,8 @@ struct ScanState {
   std::set<std::string> globals;
   std::vector<std::string> torchscript_code;
   std::vector<ExternalData> external_data;
+  std::vector<TensorLayout> tensors;
+  bool tensors_truncated = false;
   uint64_t inflated_total = 0;
   bool timed_out = false;
 
@@ -62,6 +64,31 @@ class Context {
   // A malformed-file finding (the verdict becomes invalid unless blocked).
   void Malformed(std::string rule, std::string message, uint64_t offset) const {
     Push(Severity::kMedium, std::move(rule), std::move(message), offset, {}, true);
+  }
+
+  // Tensor positions are absolute in the scanned file, so only the file
+  // itself lists tensors, never a member of an archive (nor the zip view of
+  // a polyglot).
+  bool ListsTensors() const { return location_.empty(); }
+  // Tensors that can still be listed before max_tensors.
+  size_t TensorRoom() const {
+    size_t max = state_.options.max_tensors;
+    return state_.tensors.size() < max ? max - state_.tensors.size() : 0;
+  }
+  // Lists a tensor of the file; past max_tensors, notes once that the list
+  // is incomplete. REQUIRES: ListsTensors().
+  void AddTensor(TensorLayout t) const {
+    if (TensorRoom() > 0) {
+      state_.tensors.push_back(std::move(t));
+    } else {
+      TensorsTruncated();
+    }
+  }
+  void TensorsTruncated() const {
+    if (state_.tensors_truncated) return;
+    state_.tensors_truncated = true;
+    Add(Severity::kInfo, "tensors.truncated",
+        "more tensors than max_tensors; the tensor list is incomplete", 0);
   }
 
   // True once the time budget is spent; records the finding once.

@@ -1,7 +1,9 @@
 #include "scanner/pickle.h"
 
+#include <cstdint>
 #include <cstring>
 #include <memory>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 
@@ -23,11 +25,15 @@ struct Value {
   // str/bytes content (a prefix when truncated), number text, global name,
   // or for a call result the callable's name.
   std::string text;
-  std::vector<ValuePtr> items;  // tuples only
+  // Tuples; when tensors are named, a persistent load's id as its one item.
+  std::vector<ValuePtr> items;
   bool truncated = false;
   bool allowed = true;  // globals and call results: allow-listed or structural
   Severity severity = Severity::kInfo;
   uint8_t depth = 0;
+  // Only when tensors are named (PickleRun::max_tensors):
+  uint32_t tensor = 0;     // a rebuilt tensor: 1 + its index in PickleOutcome::tensors
+  uint32_t container = 0;  // a dict or object whose keys or attributes can name tensors
 };
 
 // Strings longer than this are kept as a prefix: enough for any module or
@@ -38,6 +44,14 @@ constexpr uint8_t kMaxTupleDepth = 32;
 constexpr uint64_t kLongBytesLimit = 1 << 20;
 // Distinct globals listed in a report.
 constexpr size_t kMaxGlobals = 10000;
+// Naming tensors: (key, value) links kept, dimensions of a tensor, depth and
+// steps of the walk from the result, bytes of one name and of all names.
+constexpr size_t kMaxLinks = 1 << 22;
+constexpr size_t kMaxTensorDims = 64;
+constexpr int kMaxNameDepth = 64;
+constexpr uint64_t kMaxWalkSteps = 1 << 22;
+constexpr size_t kMaxTensorName = 1024;
+constexpr uint64_t kMaxTensorNameBytes = 64ull << 20;
 
 const char* const kLegacyMagicDecimal = "119547037146038801333356";
 
@@ -266,10 +280,38 @@ bool LooksNumeric(std::string_view s) {
   return true;
 }
 
+// A decimal integer's text (an int value's) as a uint64_t.
+bool AsU64(const Value& v, uint64_t* out) {
+  return v.kind == VKind::kInt && ParseDecimal(v.text, out);
+}
+
+// A dict key that can be part of a tensor's name: a str, or an int as
+// decimal text.
+bool IsNameKey(const Value& v) {
+  if (v.kind == VKind::kStr) return !v.truncated;
+  if (v.kind != VKind::kInt) return false;
+  std::string_view t = v.text;
+  if (!t.empty() && t[0] == '-') t.remove_prefix(1);
+  uint64_t ignored = 0;
+  return ParseDecimal(t, &ignored);
+}
+
+bool AsDims(const Value& v, std::vector<uint64_t>* out) {
+  if (v.kind != VKind::kTuple || v.items.size() > kMaxTensorDims) return false;
+  out->clear();
+  for (const ValuePtr& item : v.items) {
+    uint64_t d = 0;
+    if (!AsU64(*item, &d)) return false;
+    out->push_back(d);
+  }
+  return true;
+}
+
 class Machine {
  public:
   Machine(Cursor& in, const PickleRun& run, const Context& ctx, PickleOutcome& out)
-      : in_(in), run_(run), ctx_(ctx), opts_(ctx.options()), out_(out) {}
+      : in_(in), run_(run), ctx_(ctx), opts_(ctx.options()), out_(out),
+        naming_(run.max_tensors > 0) {}
 
   enum class Step { kStop, kError, kEnd };
 
@@ -310,7 +352,152 @@ class Machine {
 
   const ValuePtr& result() const { return result_; }
 
+  // Names the tensors the last pickle's result reaches (TensorName).
+  void NameTensors() {
+    if (!naming_ || !result_) return;
+    const Value& root = *result_;
+    if (root.tensor != 0) {
+      Emit(std::string(), root.tensor);
+    } else if (root.container != 0) {
+      Walk(root.container, std::string(), 0);
+    } else if (root.kind == VKind::kTuple) {
+      for (size_t i = 0; i < root.items.size() && !naming_stopped_; ++i) {
+        const Value& item = *root.items[i];
+        if (item.tensor != 0) {
+          Emit(std::to_string(i), item.tensor);
+        } else if (item.container != 0) {
+          Walk(item.container, std::to_string(i) + ".", 1);
+        }
+      }
+    }
+  }
+
  private:
+  // One key (null: the attributes of a BUILD state) of a dict or object
+  // whose value is a tensor or another container.
+  struct Link {
+    ValuePtr key;
+    uint32_t tensor = 0;
+    uint32_t container = 0;
+  };
+
+  uint32_t NewContainer() {
+    if (!naming_ || next_container_ == UINT32_MAX) return 0;
+    return ++next_container_;
+  }
+
+  ValuePtr MakeDict() {
+    ValuePtr d = Make(VKind::kDict);
+    std::const_pointer_cast<Value>(d)->container = NewContainer();
+    return d;
+  }
+
+  // Records target[key] = value when it can name a tensor.
+  void AddLink(const Value& target, const ValuePtr& key, const Value& value) {
+    if (!naming_ || target.container == 0) return;
+    if (value.tensor == 0 && value.container == 0) return;
+    if (key && !IsNameKey(*key)) return;
+    if (links_ >= kMaxLinks) {
+      out_.tensors_truncated = true;
+      return;
+    }
+    ++links_;
+    links_by_container_[target.container].push_back({key, value.tensor, value.container});
+  }
+
+  // torch._utils._rebuild_tensor_v2(storage, storage_offset, size, stride,
+  // ...) where storage is persistent_load(("storage", class, key, ...)).
+  void RebuildTensor(const Value& args, Value* result) {
+    if (args.kind != VKind::kTuple || args.items.size() < 4) return;
+    const Value& storage = *args.items[0];
+    if (storage.kind != VKind::kPersistent || storage.items.size() != 1) return;
+    const Value& pid = *storage.items[0];
+    if (pid.kind != VKind::kTuple || pid.items.size() < 3) return;
+    const Value& tag = *pid.items[0];
+    const Value& cls = *pid.items[1];
+    const Value& key = *pid.items[2];
+    if (tag.kind != VKind::kStr || tag.text != "storage" || cls.kind != VKind::kGlobal ||
+        key.kind != VKind::kStr || key.truncated) {
+      return;
+    }
+    PickleTensor t;
+    if (!AsU64(*args.items[1], &t.storage_offset) || !AsDims(*args.items[2], &t.shape) ||
+        !AsDims(*args.items[3], &t.stride) || t.shape.size() != t.stride.size()) {
+      return;
+    }
+    if (out_.tensors.size() >= run_.max_tensors || out_.tensors.size() >= UINT32_MAX) {
+      out_.tensors_truncated = true;
+      return;
+    }
+    t.storage_class = cls.text;
+    t.key = key.text;
+    out_.tensors.push_back(std::move(t));
+    result->tensor = static_cast<uint32_t>(out_.tensors.size());
+  }
+
+  // What a call result is for naming: a tensor, or a container (an
+  // OrderedDict, a module object) whose keys or attributes may name some.
+  void TrackResult(const Value& callable, const Value& args, Value* result) {
+    if (callable.kind == VKind::kGlobal && callable.text == "torch._utils._rebuild_tensor_v2") {
+      RebuildTensor(args, result);
+      return;
+    }
+    if (callable.kind == VKind::kGlobal && callable.text == "torch._utils._rebuild_parameter" &&
+        args.kind == VKind::kTuple && !args.items.empty() && args.items[0]->tensor != 0) {
+      result->tensor = args.items[0]->tensor;
+      return;
+    }
+    result->container = NewContainer();
+  }
+
+  void Emit(std::string name, uint32_t tensor) {
+    if (naming_stopped_) return;
+    if (out_.tensor_names.size() >= run_.max_tensors ||
+        name_bytes_ + name.size() > kMaxTensorNameBytes) {
+      out_.tensors_truncated = true;
+      naming_stopped_ = true;
+      return;
+    }
+    name_bytes_ += name.size();
+    out_.tensor_names.push_back({std::move(name), tensor - 1});
+  }
+
+  // Depth first, in insertion order; a container already on the path (a
+  // cycle) is not entered again, and the steps are bounded, since shared
+  // containers can make the paths exponentially many.
+  void Walk(uint32_t id, const std::string& prefix, int depth) {
+    auto it = links_by_container_.find(id);
+    if (it == links_by_container_.end() || depth > kMaxNameDepth || naming_stopped_) return;
+    const std::vector<Link>& links = it->second;
+    walk_steps_ += links.size() + 1;
+    if (walk_steps_ > kMaxWalkSteps || ctx_.OutOfTime()) {
+      out_.tensors_truncated = true;
+      naming_stopped_ = true;
+      return;
+    }
+    if (!on_path_.insert(id).second) return;
+    // A key set twice names its last value.
+    std::unordered_map<std::string_view, size_t> last;
+    for (size_t i = 0; i < links.size(); ++i) {
+      if (links[i].key) last[links[i].key->text] = i;
+    }
+    for (size_t i = 0; i < links.size() && !naming_stopped_; ++i) {
+      const Link& l = links[i];
+      if (!l.key) {
+        Walk(l.container, prefix, depth + 1);
+        continue;
+      }
+      if (last[l.key->text] != i || prefix.size() + l.key->text.size() > kMaxTensorName) continue;
+      std::string name = prefix + l.key->text;
+      if (l.tensor != 0) {
+        Emit(std::move(name), l.tensor);
+      } else {
+        Walk(l.container, name + ".", depth + 1);
+      }
+    }
+    on_path_.erase(id);
+  }
+
   Step Fail(std::string message) {
     out_.error = true;
     out_.error_message = std::move(message);
@@ -496,6 +683,7 @@ class Machine {
         }
       }
       if (!callable->allowed) AddCallFinding(*callable, *args, how);
+      if (naming_) TrackResult(*callable, *args, result.get());
     } else {
       result->text = "?";
       result->allowed = false;
@@ -660,17 +848,24 @@ class Machine {
       case 'e':  // APPENDS
         return PopMark(&items) && Top(&b);
       case '}':
-        return Push(Make(VKind::kDict));
-      case 'd':  // DICT
+        return Push(MakeDict());
+      case 'd': {  // DICT
         if (!PopMark(&items)) return false;
         if (items.size() % 2 != 0) return Bad("DICT with an odd number of items");
-        return Push(Make(VKind::kDict));
+        ValuePtr d = MakeDict();
+        for (size_t i = 0; i < items.size(); i += 2) AddLink(*d, items[i], *items[i + 1]);
+        return Push(std::move(d));
+      }
       case 's':  // SETITEM
-        return Pop(&a) && Pop(&b) && Top(&c);
+        if (!Pop(&a) || !Pop(&b) || !Top(&c)) return false;
+        AddLink(*c, b, *a);
+        return true;
       case 'u':  // SETITEMS
         if (!PopMark(&items)) return false;
         if (items.size() % 2 != 0) return Bad("SETITEMS with an odd number of items");
-        return Top(&c);
+        if (!Top(&c)) return false;
+        for (size_t i = 0; i < items.size(); i += 2) AddLink(*c, items[i], *items[i + 1]);
+        return true;
       case 0x8f:  // EMPTY_SET
         return Push(Make(VKind::kSet));
       case 0x90:  // ADDITEMS
@@ -727,12 +922,20 @@ class Machine {
                          " itself, changing attributes of a class or module",
                      a->text);
         }
+        // The state's keys are the object's attributes (a module's
+        // parameters); a (state, slots) pair counts its first dict.
+        if (b->kind == VKind::kTuple && b->items.size() == 2) b = b->items[0];
+        if (b->container != 0 && b->container != a->container) AddLink(*a, nullptr, *b);
         return true;
       case 'P':  // PERSID
         if (!Line(&s)) return false;
         return Push(Make(VKind::kPersistent));
-      case 'Q':  // BINPERSID
-        return Pop(&a) && Push(Make(VKind::kPersistent));
+      case 'Q': {  // BINPERSID
+        if (!Pop(&a)) return false;
+        ValuePtr p = Make(VKind::kPersistent);
+        if (naming_) std::const_pointer_cast<Value>(p)->items.push_back(std::move(a));
+        return Push(std::move(p));
+      }
       case 'g':  // GET
         if (!Line(&s)) return false;
         if (!ParseDecimal(s, &u64)) return Bad("GET argument is not a number");
@@ -814,6 +1017,15 @@ class Machine {
   bool frame_reported_ = false;
   std::set<std::string> reported_;
   std::set<std::string> called_;
+  // Naming tensors.
+  const bool naming_;
+  std::unordered_map<uint32_t, std::vector<Link>> links_by_container_;
+  size_t links_ = 0;
+  uint32_t next_container_ = 0;
+  std::set<uint32_t> on_path_;
+  uint64_t walk_steps_ = 0;
+  uint64_t name_bytes_ = 0;
+  bool naming_stopped_ = false;
 };
 
 }  // namespace
@@ -831,6 +1043,7 @@ PickleOutcome RunPickles(const ByteSource& src, uint64_t begin, uint64_t end, co
     if (out.pickles == 0) {
       const ValuePtr& r = machine.result();
       out.legacy_torch_magic = r && r->kind == VKind::kInt && r->text == kLegacyMagicDecimal;
+      machine.NameTensors();
     }
     ++out.pickles;
     if (out.pickles == limit && run.max_pickles == 0 && !in.AtEnd()) {

@@ -21,6 +21,29 @@ struct PickleRun {
   // ("__torch__.Tiny", "__torch__.torch.nn.modules.linear.Linear"); they are
   // structural, not imports.
   const std::set<std::string>* torchscript_classes = nullptr;
+  // Rebuild and name at most this many tensors of the first pickle (0:
+  // none); see PickleOutcome::tensors.
+  size_t max_tensors = 0;
+};
+
+// A tensor that torch._utils._rebuild_tensor_v2 rebuilds:
+// _rebuild_tensor_v2(persistent_load(("storage", <storage class>, key,
+// location, numel)), storage_offset, shape, stride, ...).
+struct PickleTensor {
+  std::string storage_class;  // the global, "torch.FloatStorage"
+  std::string key;            // the storage's key in the archive
+  uint64_t storage_offset = 0;  // in elements
+  std::vector<uint64_t> shape;
+  std::vector<uint64_t> stride;
+};
+
+// A name of a rebuilt tensor: the path from the first pickle's result to
+// it. Dict keys (str or int) and object attributes (BUILD state dicts)
+// joined with '.'; a result that is a tuple names its items by index; a
+// result that is the tensor itself names it "". Tied tensors have several.
+struct TensorName {
+  std::string name;
+  size_t tensor = 0;  // index in PickleOutcome::tensors
 };
 
 struct PickleOutcome {
@@ -36,6 +59,12 @@ struct PickleOutcome {
   size_t dropped = 0;  // findings beyond max_findings
   Severity dropped_max = Severity::kInfo;
   std::set<std::string> globals;
+  // With PickleRun::max_tensors: the tensors rebuilt (at most max_tensors)
+  // and their names (at most max_tensors, in dict order); truncated when
+  // there were more, or the naming limits were reached.
+  std::vector<PickleTensor> tensors;
+  std::vector<TensorName> tensor_names;
+  bool tensors_truncated = false;
 };
 
 // Simulates the pickles in [begin, end) of src. Findings are returned, not

@@ -65,6 +65,8 @@ struct Span {
   uint64_t begin;
   uint64_t end;
   std::string name;
+  std::string dtype;
+  std::vector<uint64_t> shape;
 };
 
 }  // namespace
@@ -170,12 +172,14 @@ void AnalyzeSafetensors(const ByteSource& src, const Context& ctx) {
       return;
     }
     uint64_t elements = 1;
+    std::vector<uint64_t> dims;
     for (const auto& d : shape) {
       uint64_t dim = 0;
       if (!AsU64(d, &dim)) {
         bad("shape holds something other than a non-negative integer");
         return;
       }
+      dims.push_back(dim);
       if (__builtin_mul_overflow(elements, dim, &elements)) {
         ctx.Malformed("safetensors.shape_overflow",
                       "tensor '" + name + "': shape product overflows 64 bits", 8);
@@ -211,7 +215,7 @@ void AnalyzeSafetensors(const ByteSource& src, const Context& ctx) {
                     8);
       return;
     }
-    spans.push_back({b, e, name});
+    spans.push_back({b, e, name, dtype.get<std::string>(), std::move(dims)});
   }
   std::sort(spans.begin(), spans.end(), [](const Span& x, const Span& y) {
     return x.begin != y.begin ? x.begin < y.begin : x.end < y.end;
@@ -233,6 +237,17 @@ void AnalyzeSafetensors(const ByteSource& src, const Context& ctx) {
                   "tensors cover " + std::to_string(expected) + " bytes but the data section has " +
                       std::to_string(data_size),
                   8 + n);
+    return;
+  }
+  if (!ctx.ListsTensors()) return;
+  for (Span& s : spans) {
+    TensorLayout t;
+    t.name = std::move(s.name);
+    t.dtype = std::move(s.dtype);
+    t.shape = std::move(s.shape);
+    t.offset = 8 + n + s.begin;
+    t.length = s.end - s.begin;
+    ctx.AddTensor(std::move(t));
   }
 }
 

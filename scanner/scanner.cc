@@ -220,6 +220,7 @@ FileReport Scan(const ByteSource& src, const ScanOptions& options, std::string p
   report.globals.assign(state.globals.begin(), state.globals.end());
   report.torchscript_code = std::move(state.torchscript_code);
   report.external_data = std::move(state.external_data);
+  report.tensors = std::move(state.tensors);
   report.verdict = VerdictFor(report.findings, options.block_at);
   return report;
 }
@@ -381,7 +382,8 @@ core::Json ReportToJson(const FileReport& report) {
           {"findings", std::move(findings)},
           {"globals", report.globals},
           {"torchscript_code", report.torchscript_code},
-          {"external_data", std::move(external)}};
+          {"external_data", std::move(external)},
+          {"tensor_count", report.tensors.size()}};
 }
 
 core::Json VersionReportToJson(const VersionReport& report) {

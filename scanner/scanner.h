@@ -84,6 +84,23 @@ struct ExternalData {
   bool has_length = false;
 };
 
+// A dense, contiguous tensor inside the scanned file, for consumers that
+// stream its bytes (weight statistics). Listed only where the scanner can
+// vouch for the position without loading anything.
+struct TensorLayout {
+  // safetensors: the header key. PyTorch: the state-dict key path, nested
+  // dict keys (and object attributes) joined with '.'; TorchScript constants
+  // are "CONSTANTS.c<i>", as the archive's code names them.
+  std::string name;
+  // safetensors dtype names: "F64", "F32", "F16", "BF16", "I64", "I32",
+  // "I16", "I8", "U8", "BOOL"; safetensors files may list others ("F8_E4M3",
+  // "U16", ...): skip what you do not know.
+  std::string dtype;
+  std::vector<uint64_t> shape;  // row-major; empty for a scalar
+  uint64_t offset = 0;          // absolute byte offset from the start of the file
+  uint64_t length = 0;          // bytes
+};
+
 struct FileReport {
   // As given to ScanFile, or the name given to ScanBytes. Callers scanning
   // blobs set it to the file's path in the version before AggregateReports.
@@ -101,6 +118,20 @@ struct FileReport {
   // ONNX: external data references, checked against the other files of a
   // version by AggregateReports.
   std::vector<ExternalData> external_data;
+  // The file's dense tensors, in data order for safetensors and in dict
+  // order for PyTorch archives; at most max_tensors (an info finding
+  // "tensors.truncated" says when more were left out). Filled for:
+  //  - safetensors: every tensor, only when the header is structurally valid;
+  //  - torch.save zip archives and TorchScript archives: tensors that
+  //    torch._utils._rebuild_tensor_v2 rebuilds from a storage of a known
+  //    dtype, stored uncompressed in <root>/data/ (constants.pkl:
+  //    <root>/constants/), contiguous and inside their storage, and reached
+  //    from the pickle's result through dict keys or object attributes; a
+  //    tensor stored under several names is listed once per name.
+  // Never filled for other formats, legacy torch files, or files nested in
+  // archives. A tensor's position says nothing about its safety: use it
+  // only when the verdict is clean.
+  std::vector<TensorLayout> tensors;
 };
 
 struct ScanOptions {
@@ -133,6 +164,9 @@ struct ScanOptions {
   uint64_t max_gguf_string = 64ull << 20;
   uint64_t max_json_bytes = 16ull << 20;  // Keras configs
   int max_onnx_depth = 64;
+
+  // FileReport::tensors kept per file.
+  size_t max_tensors = 1 << 20;
 };
 
 // Scans one file, reading it with pread and skipping tensor data.

@@ -102,6 +102,55 @@ void ApplyZip64(const std::string& extra, bool size_ff, bool comp_ff, bool offse
   }
 }
 
+// torch storage classes as safetensors dtypes, with their element sizes.
+struct StorageType {
+  std::string_view storage_class;
+  const char* dtype;
+  uint64_t element_size;
+};
+constexpr StorageType kStorageTypes[] = {
+    {"torch.DoubleStorage", "F64", 8}, {"torch.FloatStorage", "F32", 4},
+    {"torch.HalfStorage", "F16", 2},   {"torch.BFloat16Storage", "BF16", 2},
+    {"torch.LongStorage", "I64", 8},   {"torch.IntStorage", "I32", 4},
+    {"torch.ShortStorage", "I16", 2},  {"torch.CharStorage", "I8", 1},
+    {"torch.ByteStorage", "U8", 1},    {"torch.BoolStorage", "BOOL", 1},
+};
+
+const StorageType* FindStorageType(std::string_view storage_class) {
+  for (const StorageType& t : kStorageTypes) {
+    if (t.storage_class == storage_class) return &t;
+  }
+  return nullptr;
+}
+
+// Elements of a shape; false when the count overflows.
+bool ElementCount(const std::vector<uint64_t>& shape, uint64_t* n) {
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) {
+    *n = 0;
+    return true;
+  }
+  uint64_t count = 1;
+  for (uint64_t d : shape) {
+    if (__builtin_mul_overflow(count, d, &count)) return false;
+  }
+  *n = count;
+  return true;
+}
+
+// Row-major contiguity as torch judges it: strides of size-1 dimensions do
+// not matter, nor any stride of an empty tensor. REQUIRES: the element
+// count does not overflow.
+bool Contiguous(const std::vector<uint64_t>& shape, const std::vector<uint64_t>& stride) {
+  if (std::find(shape.begin(), shape.end(), 0) != shape.end()) return true;
+  uint64_t expected = 1;
+  for (size_t i = shape.size(); i-- > 0;) {
+    if (shape[i] == 1) continue;
+    if (stride[i] != expected) return false;
+    expected *= shape[i];
+  }
+  return true;
+}
+
 enum class InflateStatus { kOk, kExceeded, kCorrupt };
 
 // Raw-deflate decompression of [offset, offset + comp_size) into out, at
@@ -509,6 +558,8 @@ class ZipAnalyzer {
       }
     }
     if (!root.empty()) {
+      root_ = root;
+      for (const Entry& e : entries_) by_name_.emplace(e.name, &e);
       if (roots.size() > 1) {
         ctx_.Add(Severity::kLow, "torch.multiple_roots",
                  "archive holds several top-level folders with data.pkl; PyTorch loads the first",
@@ -615,7 +666,15 @@ class ZipAnalyzer {
       std::string data;
       if (!ReadWhole(e, mctx, &data)) return;
       OwnedSource member(std::move(data));
-      RecordPickleOutcome(RunPickles(member, 0, member.size(), run, mctx), mctx);
+      std::string storage_dir = TensorStorageDir(e);
+      // One more than there is room for, so that a full list is noted.
+      if (!storage_dir.empty()) run.max_tensors = ctx_.TensorRoom() + 1;
+      PickleOutcome outcome = RunPickles(member, 0, member.size(), run, mctx);
+      std::vector<PickleTensor> tensors = std::move(outcome.tensors);
+      std::vector<TensorName> names = std::move(outcome.tensor_names);
+      bool truncated = outcome.tensors_truncated;
+      RecordPickleOutcome(std::move(outcome), mctx);
+      if (!storage_dir.empty()) ListTensors(storage_dir, tensors, names, truncated);
       return;
     }
     if (keras_ && e.name == "config.json") {
@@ -666,9 +725,70 @@ class ZipAnalyzer {
     AnalyzeAny(*member, mctx);
   }
 
+  // Where the storages of the tensors a member's pickle rebuilds live:
+  // "<root>/data/" for data.pkl, "<root>/constants/" for a TorchScript
+  // archive's constants.pkl; empty when its tensors are not listed (a
+  // repeated name lists them once).
+  std::string TensorStorageDir(const Entry& member) const {
+    if (!ctx_.ListsTensors() || root_.empty()) return {};
+    auto first = by_name_.find(member.name);
+    if (first == by_name_.end() || first->second != &member) return {};
+    if (member.name == root_ + "/data.pkl") return root_ + "/data/";
+    if (torchscript_ && member.name == root_ + "/constants.pkl") return root_ + "/constants/";
+    return {};
+  }
+
+  void ListTensors(const std::string& storage_dir, const std::vector<PickleTensor>& tensors,
+                   const std::vector<TensorName>& names, bool truncated) {
+    std::vector<TensorLayout> placed(tensors.size());
+    std::vector<bool> ok(tensors.size());
+    for (size_t i = 0; i < tensors.size(); ++i) ok[i] = Locate(storage_dir, tensors[i], &placed[i]);
+    bool constants = EndsWith(storage_dir, "/constants/");
+    for (const TensorName& n : names) {
+      if (!ok[n.tensor]) continue;
+      TensorLayout layout = placed[n.tensor];
+      if (constants) {
+        // constants.pkl holds a tuple; the code calls its items CONSTANTS.c<i>.
+        if (n.name.empty() || n.name.find_first_not_of("0123456789") != std::string::npos) {
+          continue;
+        }
+        layout.name = "CONSTANTS.c" + n.name;
+      } else {
+        layout.name = n.name;
+      }
+      ctx_.AddTensor(std::move(layout));
+    }
+    if (truncated) ctx_.TensorsTruncated();
+  }
+
+  // Places a tensor in the file: its storage must be a stored (not
+  // compressed) member, the tensor contiguous and inside the storage.
+  bool Locate(const std::string& storage_dir, const PickleTensor& t, TensorLayout* out) const {
+    const StorageType* type = FindStorageType(t.storage_class);
+    if (type == nullptr) return false;
+    auto it = by_name_.find(storage_dir + t.key);
+    if (it == by_name_.end()) return false;
+    const Entry& e = *it->second;
+    if (!e.readable || e.method != 0) return false;
+    uint64_t count = 0;
+    uint64_t end = 0;
+    if (!ElementCount(t.shape, &count) || !Contiguous(t.shape, t.stride) ||
+        __builtin_add_overflow(t.storage_offset, count, &end) ||
+        end > e.size / type->element_size) {
+      return false;
+    }
+    out->dtype = type->dtype;
+    out->shape = t.shape;
+    out->offset = e.data_offset + t.storage_offset * type->element_size;
+    out->length = count * type->element_size;
+    return true;
+  }
+
   const ByteSource& src_;
   const Context& ctx_;
   const ScanOptions& opts_;
+  std::string root_;  // the torch archive's folder ("archive"), if it is one
+  std::map<std::string, const Entry*> by_name_;  // the first entry of each name
   uint64_t cd_offset_ = 0;
   uint64_t cd_size_ = 0;
   uint64_t shift_ = 0;  // bytes prepended to the archive (Python's zipfile view)

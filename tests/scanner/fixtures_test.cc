@@ -32,6 +32,9 @@ TEST_CASE("fixtures: files PyTorch and NumPy write are clean", "[scanner]") {
            {"checkpoint.pt", Format::kTorchZip},
            {"state_dict_legacy.pt", Format::kTorchLegacy},
            {"torchscript.pt", Format::kTorchScript},
+           {"tensors.pt", Format::kTorchZip},
+           {"nested.pt", Format::kTorchZip},
+           {"traced.pt", Format::kTorchScript},
            {"array.npy", Format::kNumpy},
            {"array_fortran.npy", Format::kNumpy},
            {"structured.npy", Format::kNumpy},
@@ -134,7 +137,7 @@ TEST_CASE("fixtures: hostile edits of real files are caught", "[scanner]") {
 TEST_CASE("fixtures: truncations and random corruption never crash", "[scanner]") {
   std::mt19937 rng(1234);
   for (const char* name : {"state_dict.pt", "torchscript.pt", "state_dict_legacy.pt", "array.npy",
-                           "objects.npy", "arrays_compressed.npz"}) {
+                           "objects.npy", "arrays_compressed.npz", "nested.pt", "traced.pt"}) {
     std::string data = ReadFixture(name);
     for (size_t n = 0; n < data.size(); n += 13) {
       FileReport r = ScanBytes(std::string_view(data).substr(0, n));

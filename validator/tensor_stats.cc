@@ -2,11 +2,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 
 #include <nlohmann/json.hpp>
@@ -28,23 +31,23 @@ using internal::StatsAcc;
 // float lanes, double accumulators in two halves) so that the loops are
 // vectorised without -ffast-math, which would be needed for the compiler to
 // reorder the reductions itself. Finiteness comes from the exponent bits as
-// a lane mask, so there is no branch per element. The entry points are
-// cloned for AVX2 and dispatched at load time; the templates are forced
-// inline so each clone gets its own code.
+// a lane mask, so there is no branch per element. The kernels are forced
+// inline into an AVX2 entry point and a portable one, so each is compiled
+// for its target.
 
 using U32x8 = uint32_t __attribute__((vector_size(32)));
 using I32x8 = int32_t __attribute__((vector_size(32)));
 using F32x8 = float __attribute__((vector_size(32)));
-using F32x4 = float __attribute__((vector_size(16)));
 using U16x8 = uint16_t __attribute__((vector_size(16)));
 using F64x4 = double __attribute__((vector_size(32)));
+using F64x8 = double __attribute__((vector_size(64)));
 using U64x4 = uint64_t __attribute__((vector_size(32)));
 using I64x4 = int64_t __attribute__((vector_size(32)));
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define SIGIL_MULTIVERSION __attribute__((target_clones("avx2", "default")))
+#if defined(__x86_64__) && defined(__GNUC__)
+#define SIGIL_X86 1
 #else
-#define SIGIL_MULTIVERSION
+#define SIGIL_X86 0
 #endif
 #define SIGIL_INLINE [[gnu::always_inline]] inline
 
@@ -121,9 +124,12 @@ SIGIL_INLINE void LoadBits8(const char* p, size_t i, U32x8& out) {
   }
 }
 
+// Through eight doubles: GCC 12 lowers a conversion of four floats to four
+// doubles two lanes at a time, but this one to whole vector instructions.
 SIGIL_INLINE void Widen(const F32x8& x, F64x4& lo, F64x4& hi) {
-  lo = __builtin_convertvector(__builtin_shufflevector(x, x, 0, 1, 2, 3), F64x4);
-  hi = __builtin_convertvector(__builtin_shufflevector(x, x, 4, 5, 6, 7), F64x4);
+  const F64x8 d = __builtin_convertvector(x, F64x8);
+  lo = __builtin_shufflevector(d, d, 0, 1, 2, 3);
+  hi = __builtin_shufflevector(d, d, 4, 5, 6, 7);
 }
 
 SIGIL_INLINE double Sum4(const F64x4& v) { return (v[0] + v[1]) + (v[2] + v[3]); }
@@ -237,7 +243,7 @@ SIGIL_INLINE void StatsDouble(const char* p, size_t n, StatsAcc* acc) {
   }
 }
 
-SIGIL_MULTIVERSION void StatsCpu(const char* p, Elem t, size_t n, StatsAcc* acc) {
+SIGIL_INLINE void StatsDispatch(const char* p, Elem t, size_t n, StatsAcc* acc) {
   switch (t) {
     case Elem::kF32: return StatsFloat<Elem::kF32>(p, n, acc);
     case Elem::kF16: return StatsFloat<Elem::kF16>(p, n, acc);
@@ -330,13 +336,39 @@ SIGIL_INLINE void DiffFloatA(const char* pa, const char* pb, Elem tb, size_t n, 
   }
 }
 
-SIGIL_MULTIVERSION void DiffCpu(const char* pa, Elem ta, const char* pb, Elem tb, size_t n, DiffAcc* acc) {
+SIGIL_INLINE void DiffDispatch(const char* pa, Elem ta, const char* pb, Elem tb, size_t n, DiffAcc* acc) {
   switch (ta) {
     case Elem::kF32: return DiffFloatA<Elem::kF32>(pa, pb, tb, n, acc);
     case Elem::kF16: return DiffFloatA<Elem::kF16>(pa, pb, tb, n, acc);
     case Elem::kBF16: return DiffFloatA<Elem::kBF16>(pa, pb, tb, n, acc);
     case Elem::kF64: return DiffDouble(pa, ta, pb, tb, n, acc);
   }
+}
+
+// Entry points: an AVX2 build of the kernels where the CPU has it (x86-64
+// as compiled targets SSE2 only), the portable one elsewhere.
+#if SIGIL_X86
+[[gnu::target("avx2")]] void StatsAvx2(const char* p, Elem t, size_t n, StatsAcc* acc) {
+  StatsDispatch(p, t, n, acc);
+}
+[[gnu::target("avx2")]] void DiffAvx2(const char* pa, Elem ta, const char* pb, Elem tb, size_t n, DiffAcc* acc) {
+  DiffDispatch(pa, ta, pb, tb, n, acc);
+}
+const bool kHaveAvx2 = __builtin_cpu_supports("avx2");
+#endif
+
+void StatsCpu(const char* p, Elem t, size_t n, StatsAcc* acc) {
+#if SIGIL_X86
+  if (kHaveAvx2) return StatsAvx2(p, t, n, acc);
+#endif
+  StatsDispatch(p, t, n, acc);
+}
+
+void DiffCpu(const char* pa, Elem ta, const char* pb, Elem tb, size_t n, DiffAcc* acc) {
+#if SIGIL_X86
+  if (kHaveAvx2) return DiffAvx2(pa, ta, pb, tb, n, acc);
+#endif
+  DiffDispatch(pa, ta, pb, tb, n, acc);
 }
 
 // ---------------------------------------------------------------------------
@@ -346,7 +378,8 @@ class Reducer {
  public:
   virtual ~Reducer() = default;
   virtual std::string Name() const = 0;
-  // Buffers for the child (0) and parent (1) windows, chunk bytes each.
+  // Buffers of kHeadroom + chunk bytes: two for the child's window (0, 1),
+  // two for the parent's (2, 3).
   virtual char* Buffer(int i) = 0;
   virtual core::Status Stats(const char* p, Elem t, size_t n, StatsAcc* acc) = 0;
   virtual core::Status Diff(const char* a, Elem ta, const char* b, Elem tb, size_t n, StatsAcc* stats_a,
@@ -356,7 +389,9 @@ class Reducer {
 class CpuReducer : public Reducer {
  public:
   // Uninitialised: pages are touched only when a window is read into them.
-  explicit CpuReducer(size_t chunk) : buffers_{std::unique_ptr<char[]>(new char[chunk]), std::unique_ptr<char[]>(new char[chunk])} {}
+  explicit CpuReducer(size_t bytes) {
+    for (auto& b : buffers_) b.reset(new char[bytes]);
+  }
   std::string Name() const override { return "cpu"; }
   char* Buffer(int i) override { return buffers_[i].get(); }
   core::Status Stats(const char* p, Elem t, size_t n, StatsAcc* acc) override {
@@ -371,7 +406,7 @@ class CpuReducer : public Reducer {
   }
 
  private:
-  std::unique_ptr<char[]> buffers_[2];
+  std::unique_ptr<char[]> buffers_[4];
 };
 
 #if SIGIL_HAVE_CUDA
@@ -400,13 +435,17 @@ class CudaReducer : public Reducer {
 // Chunk bytes: at least one element of the widest type.
 size_t ChunkBytes(const StatsOptions& options) { return std::max<size_t>(options.chunk_bytes, 8); }
 
+// Room before each window buffer for the tail of the previous window, so an
+// element that straddles two reads becomes contiguous (see Window::Get).
+constexpr size_t kHeadroom = 8;
+
 core::Result<std::unique_ptr<Reducer>> MakeReducer(const StatsOptions& options) {
   const bool cuda = options.backend == Backend::kCuda || (options.backend == Backend::kAuto && CudaAvailable());
-  if (!cuda) return std::unique_ptr<Reducer>(new CpuReducer(ChunkBytes(options)));
+  if (!cuda) return std::unique_ptr<Reducer>(new CpuReducer(kHeadroom + ChunkBytes(options)));
   if (!CudaAvailable()) return core::Unavailable("no CUDA device is available", "NO_CUDA_DEVICE");
 #if SIGIL_HAVE_CUDA
   std::string error;
-  std::unique_ptr<cuda::Session> session = cuda::Session::Open(ChunkBytes(options), &error);
+  std::unique_ptr<cuda::Session> session = cuda::Session::Open(kHeadroom + ChunkBytes(options), &error);
   if (session == nullptr) return core::Unavailable("CUDA: " + error, "NO_CUDA_DEVICE");
   return std::unique_ptr<Reducer>(new CudaReducer(std::move(session)));
 #else
@@ -417,41 +456,175 @@ core::Result<std::unique_ptr<Reducer>> MakeReducer(const StatsOptions& options) 
 // ---------------------------------------------------------------------------
 // Streaming.
 
-// One chunk of a file held in memory. Tensors are visited in offset order,
-// so consecutive small tensors come from one read; a tensor that starts
-// outside the window (overlapping tensors, or pairs out of order in the
-// parent) reloads it there, which keeps every answer exact at the price of
-// re-reading.
+// Reads on a thread of its own, one request at a time, so that the next
+// chunk is read while this one is reduced.
+class Prefetcher {
+ public:
+  explicit Prefetcher(const ReadAtFn& read) : read_(read) {}
+  ~Prefetcher() {
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+  // REQUIRES: no request pending (Wait() was called since the last Start).
+  void Start(uint64_t offset, size_t n, char* out) {
+    if (!thread_.joinable()) thread_ = std::thread([this] { Loop(); });
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      offset_ = offset;
+      n_ = n;
+      out_ = out;
+      queued_ = true;
+      pending_ = true;
+    }
+    cv_.notify_all();
+  }
+  bool pending() const { return pending_; }
+  // Waits for the request and returns what the read returned.
+  core::Status Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return !queued_ && !busy_; });
+    pending_ = false;
+    return status_;
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (true) {
+      cv_.wait(lock, [this] { return queued_ || stop_; });
+      if (stop_) return;
+      queued_ = false;
+      busy_ = true;
+      const uint64_t offset = offset_;
+      const size_t n = n_;
+      char* out = out_;
+      lock.unlock();
+      core::Status s = read_(offset, n, out);
+      lock.lock();
+      status_ = std::move(s);
+      busy_ = false;
+      cv_.notify_all();
+    }
+  }
+
+  const ReadAtFn& read_;
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  bool queued_ = false;
+  bool busy_ = false;
+  bool pending_ = false;  // used by the calling thread only
+  uint64_t offset_ = 0;
+  size_t n_ = 0;
+  char* out_ = nullptr;
+  core::Status status_;
+};
+
+// One chunk of a file held in memory, and the next one being read ahead.
+// Tensors are visited in offset order, so consecutive small tensors come
+// from one read, and a large one from consecutive reads. A tensor that
+// starts outside the window (overlapping tensors, gaps, pairs out of order
+// in the parent) reloads it there, which keeps every answer exact at the
+// price of re-reading. The ReadAtFn is called from one other thread, never
+// concurrently with itself.
 class Window {
  public:
-  Window(const ReadAtFn& read, uint64_t size, char* buffer, size_t capacity)
-      : read_(read), size_(size), buffer_(buffer), capacity_(capacity) {}
+  // buffers: two of kHeadroom + capacity bytes. limit: nothing at or past
+  // it is ever asked for, so nothing there is read ahead.
+  Window(const ReadAtFn& read, uint64_t size, char* buffer0, char* buffer1, size_t capacity, uint64_t limit)
+      : size_(std::min(size, limit)), capacity_(capacity), read_(read), prefetch_(read) {
+    buffers_[0] = buffer0 + kHeadroom;
+    buffers_[1] = buffer1 + kHeadroom;
+  }
+  ~Window() {
+    if (prefetch_.pending()) prefetch_.Wait().IgnoreError();
+  }
 
   // Points *data at the bytes from off, and sets *avail to how many of them
   // up to end are in memory: at least min(need, end - off).
-  // REQUIRES: off < end <= size; need <= capacity.
+  // REQUIRES: off < end <= the limit; need <= kHeadroom, need <= capacity.
   core::Status Get(uint64_t off, uint64_t end, size_t need, const char** data, size_t* avail) {
     const uint64_t want = std::min<uint64_t>(need, end - off);
-    if (off < start_ || off >= start_ + length_ || start_ + length_ - off < want) {
-      const size_t length = static_cast<size_t>(std::min<uint64_t>(capacity_, size_ - off));
-      start_ = off;
-      length_ = 0;
-      core::Status s = read_(off, length, buffer_);
+    const uint64_t window_end = start_ + length_;
+    if (off < start_ || off >= window_end || window_end - off < want) {
+      core::Status s = Load(off, want);
       if (!s.ok()) return s;
-      length_ = length;
     }
-    *data = buffer_ + (off - start_);
+    *data = buffers_[current_] + (off - start_);
     *avail = static_cast<size_t>(std::min(start_ + length_, end) - off);
     return core::OkStatus();
   }
 
  private:
-  const ReadAtFn& read_;
+  core::Status Load(uint64_t off, uint64_t want) {
+    const uint64_t window_end = start_ + length_;
+    const int other = 1 - current_;
+    bool loaded = false;
+    if (prefetch_.pending()) {
+      core::Status s = prefetch_.Wait();
+      // The read ahead starts where the window ends: usable when off is in
+      // it, or just before it with the straddling bytes still in the window.
+      if (off >= next_start_ && off < next_start_ + next_length_ && next_start_ + next_length_ - off >= want) {
+        if (!s.ok()) return s;
+        current_ = other;
+        start_ = next_start_;
+        length_ = next_length_;
+        loaded = true;
+      } else if (off >= start_ && off < window_end && window_end - off <= kHeadroom && next_start_ == window_end) {
+        if (!s.ok()) return s;
+        const size_t tail = static_cast<size_t>(window_end - off);
+        std::memcpy(buffers_[other] - tail, buffers_[current_] + (off - start_), tail);
+        buffers_[other] -= tail;  // moved back below, once the window moves on
+        current_ = other;
+        start_ = off;
+        length_ = next_length_ + tail;
+        shifted_[current_] = tail;
+        loaded = true;
+      }
+    }
+    if (!loaded) {
+      const size_t length = static_cast<size_t>(std::min<uint64_t>(capacity_, size_ - off));
+      start_ = off;
+      length_ = 0;
+      Unshift(current_);
+      core::Status s = read_(off, length, buffers_[current_]);
+      if (!s.ok()) return s;
+      length_ = length;
+    }
+    // Read the next chunk while this one is reduced.
+    next_start_ = start_ + length_;
+    if (next_start_ < size_) {
+      const int ahead = 1 - current_;
+      Unshift(ahead);
+      next_length_ = static_cast<size_t>(std::min<uint64_t>(capacity_, size_ - next_start_));
+      prefetch_.Start(next_start_, next_length_, buffers_[ahead]);
+    }
+    return core::OkStatus();
+  }
+
+  void Unshift(int i) {
+    buffers_[i] += shifted_[i];
+    shifted_[i] = 0;
+  }
+
   uint64_t size_;
-  char* buffer_;
   size_t capacity_;
+  const ReadAtFn& read_;
+  Prefetcher prefetch_;
+  char* buffers_[2];
+  size_t shifted_[2] = {0, 0};
+  int current_ = 0;
   uint64_t start_ = 0;
   uint64_t length_ = 0;
+  uint64_t next_start_ = 0;
+  size_t next_length_ = 0;
 };
 
 Elem ToElem(DType d) {
@@ -588,9 +761,20 @@ core::Result<StatsReport> Run(const ReadAtFn& child, uint64_t child_size, const 
     return child_tensors[a.child].offset < child_tensors[b.child].offset;
   });
   const size_t chunk = ChunkBytes(options);
-  Window child_window(child, child_size, reducer.Buffer(0), chunk);
+  uint64_t child_limit = 0, parent_limit = 0;
+  for (const Job& job : jobs) {
+    const TensorRef& t = child_tensors[job.child];
+    child_limit = std::max(child_limit, t.offset + t.Count() * DTypeSize(t.dtype));
+    if (job.parent != nullptr) {
+      parent_limit = std::max(parent_limit, job.parent->offset + job.parent->Count() * DTypeSize(job.parent->dtype));
+    }
+  }
+  Window child_window(child, child_size, reducer.Buffer(0), reducer.Buffer(1), chunk, child_limit);
   std::unique_ptr<Window> parent_window;
-  if (parent != nullptr) parent_window = std::make_unique<Window>(*parent, parent_size, reducer.Buffer(1), chunk);
+  if (parent != nullptr) {
+    parent_window = std::make_unique<Window>(*parent, parent_size, reducer.Buffer(2), reducer.Buffer(3), chunk,
+                                             parent_limit);
+  }
 
   for (const Job& job : jobs) {
     const TensorRef& t = child_tensors[job.child];
@@ -601,8 +785,8 @@ core::Result<StatsReport> Run(const ReadAtFn& child, uint64_t child_size, const 
     StatsAcc acc;
     if (job.parent == nullptr) {
       for (uint64_t i = 0; i < n;) {
-        const char* data;
-        size_t avail;
+        const char* data = nullptr;
+        size_t avail = 0;
         s = child_window.Get(t.offset + i * es, end, es, &data, &avail);
         if (!s.ok()) return s;
         const size_t k = avail / es;
@@ -618,8 +802,8 @@ core::Result<StatsReport> Run(const ReadAtFn& child, uint64_t child_size, const 
       const uint64_t pend = p.offset + n * pes;
       DiffAcc diff;
       for (uint64_t i = 0; i < n;) {
-        const char *cdata, *pdata;
-        size_t cavail, pavail;
+        const char *cdata = nullptr, *pdata = nullptr;
+        size_t cavail = 0, pavail = 0;
         s = child_window.Get(t.offset + i * es, end, es, &cdata, &cavail);
         if (!s.ok()) return s;
         s = parent_window->Get(p.offset + i * pes, pend, pes, &pdata, &pavail);

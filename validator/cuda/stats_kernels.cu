@@ -176,7 +176,7 @@ class SessionImpl : public Session {
     for (void* p : {device_[0], device_[1], device_partials_}) {
       if (p != nullptr) cudaFree(p);
     }
-    for (void* p : {host_[0], host_[1], host_partials_}) {
+    for (void* p : {host_[0], host_[1], host_[2], host_[3], host_partials_}) {
       if (p != nullptr) cudaFreeHost(p);
     }
   }
@@ -189,6 +189,8 @@ class SessionImpl : public Session {
            Check(cudaMalloc(&device_partials_, partials), "cudaMalloc", error) &&
            Check(cudaMallocHost(&host_[0], max_bytes), "cudaMallocHost", error) &&
            Check(cudaMallocHost(&host_[1], max_bytes), "cudaMallocHost", error) &&
+           Check(cudaMallocHost(&host_[2], max_bytes), "cudaMallocHost", error) &&
+           Check(cudaMallocHost(&host_[3], max_bytes), "cudaMallocHost", error) &&
            Check(cudaMallocHost(&host_partials_, partials), "cudaMallocHost", error);
   }
 
@@ -261,7 +263,7 @@ class SessionImpl : public Session {
   cudaStream_t stream_ = nullptr;
   void* device_[2] = {nullptr, nullptr};
   void* device_partials_ = nullptr;
-  void* host_[2] = {nullptr, nullptr};
+  void* host_[4] = {nullptr, nullptr, nullptr, nullptr};
   void* host_partials_ = nullptr;
 };
 

@@ -1,7 +1,7 @@
 // Internal to validator/: CUDA reductions behind a plain C++ interface (no
 // CUDA types), compiled only when nvcc was found (SIGIL_HAVE_CUDA).
 //
-// A Session owns device memory, two pinned host buffers and a stream; it is
+// A Session owns device memory, four pinned host buffers and a stream; it is
 // used by one thread at a time. Each call copies the given elements to the
 // device, reduces them there into per-block partials and merges those on
 // the host, so results carry no state between calls other than `acc`.
@@ -28,7 +28,7 @@ class Session {
   static std::unique_ptr<Session> Open(size_t max_bytes, std::string* error);
   virtual ~Session() = default;
 
-  // Pinned host memory of max_bytes, i in {0, 1}: read pieces into these so
+  // Pinned host memory of max_bytes, i in [0, 4): read pieces into these so
   // copies to the device run at full speed.
   virtual char* HostBuffer(int i) = 0;
 

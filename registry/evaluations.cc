@@ -598,7 +598,12 @@ core::Result<Json> Evaluations::RunEvaluation(JobInfo& job, Running& running) {
   ASSIGN_OR_RETURN(ResolvedVersion version, WaitUsable(options_.registry, options_.clock, job.repo,
                                                        job.digest.ToString(), options_.scan_wait_micros,
                                                        running.cancel));
+  // Copies of blobs for the worker (stores without descriptors) live here.
   std::string scratch = core::JoinPath(options_.scratch_dir, job.id);
+  struct RemoveScratch {
+    std::string path;
+    ~RemoveScratch() { core::RemoveTree(path).IgnoreError(); }
+  } remove_scratch{scratch};
 
   // The dataset: a file of this or another version, or any blob by digest.
   core::Digest dataset_digest;

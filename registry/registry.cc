@@ -784,7 +784,23 @@ core::Result<GcReport> Registry::CollectGarbage() {
   std::set<core::Digest> live = manifests;
   // Attestation documents are blobs named by the last part of their
   // referrer key (registry/attestations.h).
-  RETURN_IF_ERROR(options_.meta->Scan("referrers", "", [&](std::string_view key, std::string_view) {
+  // Evaluation specs are blobs named by "spec_digest" in evaluation records
+  // and in the requests of jobs (registry/evaluations.h).
+  auto keep_spec = [&](std::string_view value, bool in_request) {
+    if (value.find("spec_digest") == std::string_view::npos) return;
+    auto j = core::ParseJson(value, {64 << 20, 64});
+    if (!j.ok() || !j->is_object()) return;
+    const core::Json* holder = &*j;
+    if (in_request) {
+      if (!j->contains("request") || !(*j)["request"].is_object()) return;
+      holder = &(*j)["request"];
+    }
+    auto it = holder->find("spec_digest");
+    if (it == holder->end() || !it->is_string()) return;
+    auto digest = core::Digest::Parse(it->get<std::string>());
+    if (digest.ok()) live.insert(*digest);
+  };
+  RETURN_IF_ERROR(options_.meta->Scan("referrers", "", [&](std::string_view key, std::string_view value) {
     size_t sep = key.rfind('\0');
     auto digest = core::Digest::Parse(sep == std::string_view::npos ? key : key.substr(sep + 1));
     if (!digest.ok()) {
@@ -792,9 +808,14 @@ core::Result<GcReport> Registry::CollectGarbage() {
       return false;
     }
     live.insert(*digest);
+    keep_spec(value, false);
     return true;
   }));
   RETURN_IF_ERROR(bad);
+  RETURN_IF_ERROR(options_.meta->Scan("jobs", std::string_view("job\0", 4), [&](std::string_view, std::string_view value) {
+    keep_spec(value, true);
+    return true;
+  }));
   for (const core::Digest& digest : manifests) {
     // A manifest that cannot be read hides what it references: sweeping
     // then could delete a live layer, so GC stops instead.

@@ -52,6 +52,7 @@ struct Env {
     RegistryOptions o;
     o.blobs = blobs.get();
     o.meta = meta.get();
+    o.gc_grace_micros = 0;
     return o;
   }
   EvaluationsOptions Opts() {
@@ -161,6 +162,10 @@ TEST_CASE("an evaluation runs the worker over blobs copied for it, and reports",
   REQUIRE(reports->size() == 1);
   CHECK((*reports)[0].report_digest.ToString() == done.result["report_digest"]);
   CHECK_FALSE((*reports)[0].attestation_digest.has_value());  // no server key here
+  // Garbage collection keeps the spec the report names, and the report.
+  REQUIRE(env.reg.CollectGarbage().ok());
+  CHECK(env.blobs->Stat(core::Sha256::Of(spec)).ok());
+  CHECK(env.blobs->Stat((*reports)[0].report_digest).ok());
   // The copies made for the worker are gone.
   CHECK_FALSE(core::PathExists(core::JoinPath(env.tmp.Sub("scratch"), job->id)));
 

@@ -6,9 +6,10 @@
 //   stats_bench [--size-mib N] [--runs N] [--chunk-kib N] [--dir DIR] [--file PATH.safetensors]
 //
 // Chunks are 1 MiB unless --chunk-kib says otherwise (StatsOptions's
-// default is 16 MiB). Without --file it writes a safetensors file of F32 tensors (N MiB,
-// default 1024) and a quarter-size BF16 one into a temporary directory. The
-// files are read once before timing, so every figure is from the page cache.
+// default is 16 MiB). Without --file it writes a safetensors file of F32
+// tensors (N MiB, default 1024) and a quarter-size BF16 one into a temporary
+// directory. The files are read once before timing, so every figure is from
+// the page cache.
 // The parent comparison compares a file with itself: twice the bytes read.
 // The CPU path reduces on one thread while a second reads the next chunk.
 #include <fcntl.h>

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <string_view>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 
@@ -151,40 +152,62 @@ SIGIL_INLINE void AddScalar(uint32_t bits, StatsAcc* acc) {
   }
 }
 
+// Lane accumulators of one stream of eight elements.
+struct Lanes8 {
+  F32x8 mn = F32x8{} + kInfF;
+  F32x8 mx = F32x8{} - kInfF;
+  F64x4 s = {}, q = {};
+};
+
+SIGIL_INLINE void Step(const U32x8& bits, I32x8& nan, I32x8& inf, Lanes8& l) {
+  const U32x8 a = bits & kAbs32;
+  const I32x8 finite = a < kExp32;
+  nan -= a > kExp32;
+  inf -= a == kExp32;
+  const F32x8 x = (F32x8)bits;
+  // Non-finite lanes are replaced before the comparison, so that the
+  // loop-carried chain is a single min (max) instruction.
+  const F32x8 lo_x = finite ? x : kInfF, hi_x = finite ? x : -kInfF;
+  l.mn = lo_x < l.mn ? lo_x : l.mn;
+  l.mx = hi_x > l.mx ? hi_x : l.mx;
+  const F32x8 xz = (F32x8)(bits & (U32x8)finite);
+  F64x4 lo, hi;
+  Widen(xz, lo, hi);
+  // Halves added first: one accumulator each, so that two streams' worth
+  // fit in the sixteen vector registers.
+  l.s += lo + hi;
+  l.q += lo * lo + hi * hi;
+}
+
 template <Elem T>
 SIGIL_INLINE void StatsFloat(const char* p, size_t n, StatsAcc* acc) {
   size_t i = 0;
   while (n - i >= 8) {
     const size_t end = i + std::min(kBlock, (n - i) / 8 * 8);
     I32x8 nan = {}, inf = {};
-    F32x8 mn = F32x8{} + kInfF, mx = F32x8{} - kInfF;
-    F64x4 s0 = {}, s1 = {}, q0 = {}, q1 = {};
-    for (; i < end; i += 8) {
+    // Two independent streams halve the length of the dependency chains.
+    Lanes8 a, b;
+    for (; i + 16 <= end; i += 16) {
+      U32x8 bits_a, bits_b;
+      LoadBits8<T>(p, i, bits_a);
+      LoadBits8<T>(p, i + 8, bits_b);
+      Step(bits_a, nan, inf, a);
+      Step(bits_b, nan, inf, b);
+    }
+    if (i < end) {
       U32x8 bits;
       LoadBits8<T>(p, i, bits);
-      const U32x8 a = bits & kAbs32;
-      const I32x8 finite = a < kExp32;
-      nan -= a > kExp32;
-      inf -= a == kExp32;
-      const F32x8 x = (F32x8)bits;
-      mn = finite ? (x < mn ? x : mn) : mn;
-      mx = finite ? (x > mx ? x : mx) : mx;
-      const F32x8 xz = (F32x8)(bits & (U32x8)finite);
-      F64x4 lo, hi;
-      Widen(xz, lo, hi);
-      s0 += lo;
-      s1 += hi;
-      q0 += lo * lo;
-      q1 += hi * hi;
+      Step(bits, nan, inf, a);
+      i += 8;
     }
     for (int k = 0; k < 8; ++k) {
       acc->nan += static_cast<uint64_t>(nan[k]);
       acc->inf += static_cast<uint64_t>(inf[k]);
-      acc->min = std::min(acc->min, static_cast<double>(mn[k]));
-      acc->max = std::max(acc->max, static_cast<double>(mx[k]));
+      acc->min = std::min({acc->min, static_cast<double>(a.mn[k]), static_cast<double>(b.mn[k])});
+      acc->max = std::max({acc->max, static_cast<double>(a.mx[k]), static_cast<double>(b.mx[k])});
     }
-    acc->sum += Sum4(s0 + s1);
-    acc->sumsq += Sum4(q0 + q1);
+    acc->sum += Sum4(a.s + b.s);
+    acc->sumsq += Sum4(a.q + b.q);
   }
   for (; i < n; ++i) AddScalar(LoadBits<T>(p, i), acc);
 }
@@ -205,10 +228,11 @@ SIGIL_INLINE void StatsDouble(const char* p, size_t n, StatsAcc* acc) {
       nan -= (a0 > kExp64) + (a1 > kExp64);
       inf -= (a0 == kExp64) + (a1 == kExp64);
       const F64x4 x0 = (F64x4)b0, x1 = (F64x4)b1;
-      mn0 = f0 ? (x0 < mn0 ? x0 : mn0) : mn0;
-      mn1 = f1 ? (x1 < mn1 ? x1 : mn1) : mn1;
-      mx0 = f0 ? (x0 > mx0 ? x0 : mx0) : mx0;
-      mx1 = f1 ? (x1 > mx1 ? x1 : mx1) : mx1;
+      const F64x4 l0 = f0 ? x0 : kInfD, l1 = f1 ? x1 : kInfD, h0 = f0 ? x0 : -kInfD, h1 = f1 ? x1 : -kInfD;
+      mn0 = l0 < mn0 ? l0 : mn0;
+      mn1 = l1 < mn1 ? l1 : mn1;
+      mx0 = h0 > mx0 ? h0 : mx0;
+      mx1 = h1 > mx1 ? h1 : mx1;
       const F64x4 z0 = (F64x4)(b0 & (U64x4)f0), z1 = (F64x4)(b1 & (U64x4)f1);
       s0 += z0;
       s1 += z1;
@@ -471,9 +495,16 @@ class Prefetcher {
     thread_.join();
   }
 
+  // Returns false, and reads nothing, when no thread can be started.
   // REQUIRES: no request pending (Wait() was called since the last Start).
-  void Start(uint64_t offset, size_t n, char* out) {
-    if (!thread_.joinable()) thread_ = std::thread([this] { Loop(); });
+  bool Start(uint64_t offset, size_t n, char* out) {
+    if (!thread_.joinable()) {
+      try {
+        thread_ = std::thread([this] { Loop(); });
+      } catch (const std::system_error&) {
+        return false;
+      }
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
       offset_ = offset;
@@ -483,6 +514,7 @@ class Prefetcher {
       pending_ = true;
     }
     cv_.notify_all();
+    return true;
   }
   bool pending() const { return pending_; }
   // Waits for the request and returns what the read returned.
@@ -604,6 +636,7 @@ class Window {
       const int ahead = 1 - current_;
       Unshift(ahead);
       next_length_ = static_cast<size_t>(std::min<uint64_t>(capacity_, size_ - next_start_));
+      // Without a thread to read on, Load reads the chunk when it is needed.
       prefetch_.Start(next_start_, next_length_, buffers_[ahead]);
     }
     return core::OkStatus();

@@ -204,7 +204,7 @@ class SessionImpl : public Session {
     }
     LaunchStats(t, device_[0], n, StatsPartials(device_partials_), stream_);
     if (!Check(cudaGetLastError(), "stats kernel", error)) return false;
-    if (!FetchPartials(Blocks(n) * sizeof(StatsPartial), error)) return false;
+    if (!FetchPartials(Blocks(n), false, error)) return false;
     MergeStats(StatsPartials(host_partials_), Blocks(n), acc);
     return true;
   }
@@ -221,7 +221,7 @@ class SessionImpl : public Session {
     LaunchStats(ta, device_[0], n, StatsPartials(device_partials_), stream_);
     LaunchDiff(ta, tb, device_[0], device_[1], n, DiffPartials(device_partials_), stream_);
     if (!Check(cudaGetLastError(), "diff kernel", error)) return false;
-    if (!FetchPartials(kMaxBlocks * (sizeof(StatsPartial) + sizeof(DiffPartial)), error)) return false;
+    if (!FetchPartials(Blocks(n), true, error)) return false;
     MergeStats(StatsPartials(host_partials_), Blocks(n), stats_a);
     const DiffPartial* parts = DiffPartials(host_partials_);
     for (int i = 0; i < Blocks(n); ++i) {
@@ -241,10 +241,20 @@ class SessionImpl : public Session {
     return reinterpret_cast<DiffPartial*>(static_cast<char*>(base) + kMaxBlocks * sizeof(StatsPartial));
   }
 
-  bool FetchPartials(size_t bytes, std::string* error) {
-    return Check(cudaMemcpyAsync(host_partials_, device_partials_, bytes, cudaMemcpyDeviceToHost, stream_),
-                 "copy from device", error) &&
-           Check(cudaStreamSynchronize(stream_), "synchronize", error);
+  // Copies the first `blocks` partials of the stats (and diff) kernels back
+  // and waits for the stream.
+  bool FetchPartials(int blocks, bool diff, std::string* error) {
+    if (!Check(cudaMemcpyAsync(host_partials_, device_partials_, blocks * sizeof(StatsPartial),
+                               cudaMemcpyDeviceToHost, stream_),
+               "copy from device", error)) {
+      return false;
+    }
+    if (diff && !Check(cudaMemcpyAsync(DiffPartials(host_partials_), DiffPartials(device_partials_),
+                                       blocks * sizeof(DiffPartial), cudaMemcpyDeviceToHost, stream_),
+                       "copy from device", error)) {
+      return false;
+    }
+    return Check(cudaStreamSynchronize(stream_), "synchronize", error);
   }
 
   static void MergeStats(const StatsPartial* parts, int blocks, StatsAcc* acc) {

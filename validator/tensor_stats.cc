@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <new>
 #include <mutex>
 #include <string_view>
 #include <system_error>
@@ -463,15 +464,26 @@ size_t ChunkBytes(const StatsOptions& options) { return std::max<size_t>(options
 // element that straddles two reads becomes contiguous (see Window::Get).
 constexpr size_t kHeadroom = 8;
 
+core::Result<std::unique_ptr<Reducer>> MakeCpuReducer(const StatsOptions& options) {
+  try {
+    return std::unique_ptr<Reducer>(new CpuReducer(kHeadroom + ChunkBytes(options)));
+  } catch (const std::bad_alloc&) {
+    return core::ResourceExhausted("no memory for buffers of " + std::to_string(options.chunk_bytes) + " bytes");
+  }
+}
+
+// kAuto falls back to the CPU when the device refuses the session; kCuda
+// reports why.
 core::Result<std::unique_ptr<Reducer>> MakeReducer(const StatsOptions& options) {
   const bool cuda = options.backend == Backend::kCuda || (options.backend == Backend::kAuto && CudaAvailable());
-  if (!cuda) return std::unique_ptr<Reducer>(new CpuReducer(kHeadroom + ChunkBytes(options)));
+  if (!cuda) return MakeCpuReducer(options);
   if (!CudaAvailable()) return core::Unavailable("no CUDA device is available", "NO_CUDA_DEVICE");
 #if SIGIL_HAVE_CUDA
   std::string error;
   std::unique_ptr<cuda::Session> session = cuda::Session::Open(kHeadroom + ChunkBytes(options), &error);
-  if (session == nullptr) return core::Unavailable("CUDA: " + error, "NO_CUDA_DEVICE");
-  return std::unique_ptr<Reducer>(new CudaReducer(std::move(session)));
+  if (session != nullptr) return std::unique_ptr<Reducer>(new CudaReducer(std::move(session)));
+  if (options.backend == Backend::kAuto) return MakeCpuReducer(options);
+  return core::Unavailable("CUDA: " + error, "NO_CUDA_DEVICE");
 #else
   return core::Unavailable("built without CUDA", "NO_CUDA_DEVICE");
 #endif

@@ -212,7 +212,7 @@ int Run(int argc, char** argv) {
   evaluation_options.concurrency = static_cast<size_t>(config->eval_jobs);
   evaluation_options.worker_executable =
       config->validator.empty() ? validator::FindWorkerExecutable() : config->validator;
-  evaluation_options.scratch_dir = core::JoinPath(data, "tmp/eval");
+  evaluation_options.scratch_dir = core::JoinPath(data, "scratch");
   evaluation_options.stats.backend = config->stats_backend == "cpu"    ? validator::Backend::kCpu
                                      : config->stats_backend == "cuda" ? validator::Backend::kCuda
                                                                        : validator::Backend::kAuto;

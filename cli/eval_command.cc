@@ -130,7 +130,9 @@ std::string FormatStats(const json& files) {
            Num(s.value("seconds", 0.0)) + " s; " + std::to_string(s.value("total_nan", uint64_t{0})) + " NaN, " +
            std::to_string(s.value("total_inf", uint64_t{0})) + " Inf\n";
     std::map<std::string, const json*> diffs;
-    for (const json& d : s.value("diffs", json::array())) diffs[Str(d, "name")] = &d;
+    if (s.contains("diffs") && s["diffs"].is_array()) {
+      for (const json& d : s["diffs"]) diffs[Str(d, "name")] = &d;
+    }
     std::vector<std::string> head = {"TENSOR", "DTYPE", "SHAPE", "NAN", "INF", "MIN", "MAX", "MEAN", "L2"};
     if (!diffs.empty()) {
       head.push_back("COSINE");

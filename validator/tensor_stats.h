@@ -30,11 +30,11 @@ enum class Backend { kAuto, kCpu, kCuda };
 
 struct StatsOptions {
   Backend backend = Backend::kAuto;  // kAuto: CUDA when available, else CPU
-  // Read size; bounds memory use (four buffers of this size). A chunk that
-  // stays in a core's cache between the read and the reduction is faster:
-  // on F32 from the page cache, 1 MiB measured up to twice the speed of
-  // 16 MiB (bench/stats_bench --chunk-kib).
-  size_t chunk_bytes = 16u << 20;
+  // Read size; bounds memory use (four buffers of this size). 1 MiB stays in
+  // a core's cache between the read and the reduction: on F32 from the page
+  // cache it measured up to twice the speed of 16 MiB (bench/stats_bench
+  // --chunk-kib).
+  size_t chunk_bytes = 1u << 20;
 };
 
 struct TensorStats {

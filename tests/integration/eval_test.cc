@@ -298,7 +298,9 @@ TEST_CASE("evaluation jobs survive kill -9 of the server and can be cancelled", 
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
 
   e.server.Kill9();
-  REQUIRE(e.server.Start());
+  bool restarted = e.server.Start();
+  INFO(e.server.log());
+  REQUIRE(restarted);
   json again = e.WaitJob(id, {"running"});
   CHECK(again["attempts"] == 2);
 

@@ -21,6 +21,16 @@
 
 namespace sigil::validator {
 
+// The smallest address-space limit (RLIMIT_AS) under which the worker still
+// loads LibTorch and a small model; measured on Debian's LibTorch 1.13.1 with
+// MALLOC_ARENA_MAX=2 (worker_test.cc checks that a run fits). Specs refuse
+// less (eval_spec.cc).
+inline constexpr uint64_t kMinWorkerMemoryBytes = 1024ull << 20;
+
+// The child learns from this variable which network isolation its parent put
+// it in ("netns", "seccomp", "none"); without it, WorkerMain applies one.
+inline constexpr const char* kWorkerIsolationEnv = "SIGIL_WORKER_ISOLATION";
+
 struct WorkerOptions {
   std::string executable;  // path of sigil-validator
   std::string scratch_parent;  // a scratch directory is made inside it
@@ -45,9 +55,20 @@ core::Result<EvalOutcome> RunInWorker(const EvalJob& job, const WorkerOptions& o
 // or ../validator/ in a build tree), or empty when there is none.
 std::string FindWorkerExecutable();
 
-// The worker's side: reads a job from in_fd, applies the sandbox that the
-// environment allows, runs it, writes the outcome to out_fd. Returns the exit
-// code for main.
+// The worker's side (defined in worker_main.cc, which links LibTorch): reads
+// a job from in_fd, applies the network isolation the environment allows
+// unless its parent did, runs it, writes the outcome to out_fd. With out_fd 1,
+// the outcome goes to a copy of it and fd 1 becomes stderr, so nothing the
+// model prints mixes with the outcome. Returns the exit code for main: 0 when
+// an outcome was written for a readable job, 2 for an unreadable job (an
+// outcome says why), 3 when the outcome could not be written.
 int WorkerMain(int in_fd, int out_fd);
+
+// Puts the calling process into the strongest network isolation the kernel
+// allows: a new network namespace (directly, or inside a new user namespace),
+// else a seccomp filter under which socket() fails with EACCES for every
+// family but AF_UNIX. Returns "netns", "seccomp" or "none". Irreversible.
+// REQUIRES: the process has one thread (user namespaces demand it).
+std::string ApplyNetworkIsolation();
 
 }  // namespace sigil::validator

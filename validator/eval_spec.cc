@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "validator/worker.h"
+
 namespace sigil::validator {
 namespace {
 
@@ -22,9 +24,8 @@ constexpr uint32_t kMaxBatchSize = 65536;
 constexpr uint32_t kMaxTopK = 1000;
 constexpr uint32_t kMaxTimeLimitS = 7 * 24 * 3600;
 // The worker loads LibTorch inside its address-space limit; below this it
-// cannot start (validator/worker.h, kMinWorkerMemoryBytes), so such a spec
-// could only fail.
-constexpr uint64_t kMinMemoryMb = 1024;
+// cannot start, so such a spec could only fail.
+constexpr uint64_t kMinMemoryMb = kMinWorkerMemoryBytes >> 20;
 constexpr uint64_t kMaxMemoryMb = 1ull << 24;  // 16 TiB
 
 Status Bad(const std::string& field, const std::string& what) {

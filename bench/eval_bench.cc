@@ -64,7 +64,10 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "eval_bench: in-process run failed: %s\n", o.error.c_str());
       return 1;
     }
-    if (i == 0) first = s; else in_process.push_back(s);
+    if (i == 0)
+      first = s;
+    else
+      in_process.push_back(s);
   }
 
   std::string scratch = "/tmp/sigil-eval-bench-XXXXXX";
@@ -99,7 +102,6 @@ int main(int argc, char** argv) {
   std::printf("  in process, median:       %8.1f ms\n", Median(in_process) * 1e3);
   std::printf("  worker process, median:   %8.1f ms (peak RSS %.0f MiB)\n", Median(in_worker) * 1e3,
               static_cast<double>(peak_rss) / (1 << 20));
-  std::printf("  worker overhead per run:  %8.1f ms\n",
-              (Median(in_worker) - Median(in_process)) * 1e3);
+  std::printf("  worker overhead per run:  %8.1f ms\n", (Median(in_worker) - Median(in_process)) * 1e3);
   return 0;
 }

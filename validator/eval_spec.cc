@@ -3,10 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <initializer_list>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 #include "validator/worker.h"
 
@@ -155,8 +154,7 @@ bool Measured(const EvalSpec& spec, std::string_view metric) {
 }
 
 // A key of a metric-keyed object: a known metric that the spec measures.
-Status CheckMeasuredMetric(const EvalSpec& spec, const std::string& field,
-                           const std::string& metric) {
+Status CheckMeasuredMetric(const EvalSpec& spec, const std::string& field, const std::string& metric) {
   if (!IsMetricName(metric)) return Bad(field, "unknown metric");
   if (!Measured(spec, metric)) return Bad(field, "metric is not measured (add it to \"metrics\")");
   return core::OkStatus();
@@ -211,8 +209,7 @@ Status ParseWeights(const Json& v, EvalSpec* spec) {
   RETURN_IF_ERROR(CheckKeys(v, "weights", {"max_nonfinite", "parent"}));
   spec->weight_stats = true;
   if (v.contains("max_nonfinite")) {
-    ASSIGN_OR_RETURN(spec->max_nonfinite,
-                     Uint(v["max_nonfinite"], "weights.max_nonfinite", 0, UINT64_MAX));
+    ASSIGN_OR_RETURN(spec->max_nonfinite, Uint(v["max_nonfinite"], "weights.max_nonfinite", 0, UINT64_MAX));
   }
   if (v.contains("parent")) {
     const Json& p = v["parent"];
@@ -227,8 +224,7 @@ Status ParseWeights(const Json& v, EvalSpec* spec) {
       }
     }
     if (p.contains("max_abs_diff")) {
-      ASSIGN_OR_RETURN(parent.max_abs_diff,
-                       Number(p["max_abs_diff"], "weights.parent.max_abs_diff"));
+      ASSIGN_OR_RETURN(parent.max_abs_diff, Number(p["max_abs_diff"], "weights.parent.max_abs_diff"));
       if (*parent.max_abs_diff < 0) return Bad("weights.parent.max_abs_diff", "must not be negative");
     }
     spec->parent = std::move(parent);
@@ -251,9 +247,9 @@ Status ParseLimits(const Json& v, EvalSpec* spec) {
 
 Result<EvalSpec> ParseSpecObject(const Json& j) {
   if (!j.is_object()) return Bad("document", "must be a JSON object");
-  RETURN_IF_ERROR(CheckKeys(j, "", {"model", "dataset", "batch_size", "metrics", "top_k",
-                                    "thresholds", "baseline", "determinism", "weights",
-                                    "limits", "device"}));
+  RETURN_IF_ERROR(CheckKeys(j, "",
+                            {"model", "dataset", "batch_size", "metrics", "top_k", "thresholds", "baseline",
+                             "determinism", "weights", "limits", "device"}));
   EvalSpec spec;
   if (!j.contains("model")) return Bad("model", "is required");
   ASSIGN_OR_RETURN(spec.model, RelativePath(j["model"], "model"));
@@ -304,8 +300,7 @@ bool HigherIsBetter(std::string_view metric) {
 }
 
 bool IsMetricName(std::string_view metric) {
-  return std::find(std::begin(kMetricNames), std::end(kMetricNames), metric) !=
-         std::end(kMetricNames);
+  return std::find(std::begin(kMetricNames), std::end(kMetricNames), metric) != std::end(kMetricNames);
 }
 
 core::Result<EvalSpec> ParseEvalSpec(std::string_view json) {

@@ -4,7 +4,6 @@
 
 #include <cmath>
 #include <limits>
-
 #include <nlohmann/json.hpp>
 
 namespace sigil::validator {
@@ -49,8 +48,7 @@ core::Result<FileTensor> FileTensorFromJson(const Json& j, const std::string& fi
   if (!dtype.ok()) return BadJob(field + ".dtype: " + dtype.status().message());
   ft.tensor.dtype = *dtype;
   if (!j.contains("shape") || !j["shape"].is_array() || j["shape"].size() > kMaxRank) {
-    return BadJob(field + ".shape must be an array of at most " + std::to_string(kMaxRank) +
-                  " dimensions");
+    return BadJob(field + ".shape must be an array of at most " + std::to_string(kMaxRank) + " dimensions");
   }
   for (const Json& d : j["shape"]) {
     if (!d.is_number_unsigned() || d.get<uint64_t>() > kMaxDimension) {
@@ -166,9 +164,9 @@ core::Result<EvalOutcome> EvalOutcomeFromJson(const core::Json& j) {
   EvalOutcome o;
   if (!j.contains("ok") || !j["ok"].is_boolean()) return BadOutcome("ok must be a boolean");
   o.ok = j["ok"].get<bool>();
-  for (auto [field, out] : {std::pair{"error", &o.error}, std::pair{"device", &o.device},
-                            std::pair{"torch_version", &o.torch_version},
-                            std::pair{"isolation", &o.isolation}}) {
+  for (auto [field, out] :
+       {std::pair{"error", &o.error}, std::pair{"device", &o.device},
+        std::pair{"torch_version", &o.torch_version}, std::pair{"isolation", &o.isolation}}) {
     if (!j.contains(field)) continue;
     auto s = core::GetString(j, field);
     if (!s.ok()) return BadOutcome(s.status().message());
@@ -181,8 +179,7 @@ core::Result<EvalOutcome> EvalOutcomeFromJson(const core::Json& j) {
     if (!n.ok()) return BadOutcome(n.status().message());
     *out = *n;
   }
-  for (auto [field, out] : {std::pair{"seconds", &o.seconds},
-                            std::pair{"load_seconds", &o.load_seconds}}) {
+  for (auto [field, out] : {std::pair{"seconds", &o.seconds}, std::pair{"load_seconds", &o.load_seconds}}) {
     if (!j.contains(field)) continue;
     if (!j[field].is_number()) return BadOutcome(std::string(field) + " must be a number");
     *out = j[field].get<double>();

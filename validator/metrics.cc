@@ -21,8 +21,7 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
 }
 
 // Elements per sample of a [N, ...] shape, checking the element count.
-core::Result<uint64_t> PerSample(const std::vector<int64_t>& shape, size_t elements,
-                                 const char* what) {
+core::Result<uint64_t> PerSample(const std::vector<int64_t>& shape, size_t elements, const char* what) {
   if (shape.empty()) return Mismatch(std::string(what) + " must have a sample dimension");
   uint64_t n = 1;
   for (int64_t d : shape) {
@@ -46,8 +45,7 @@ core::Result<size_t> CheckClassification(const Outputs& outputs, const Targets& 
   ASSIGN_OR_RETURN(uint64_t per_output, PerSample(outputs.shape, outputs.values.size(), "outputs"));
   ASSIGN_OR_RETURN(uint64_t per_target, PerSample(targets.shape, targets.classes.size(), "targets"));
   if (outputs.shape.size() != 2) {
-    return Mismatch("classification metrics need outputs [N, classes], got " +
-                    ShapeString(outputs.shape));
+    return Mismatch("classification metrics need outputs [N, classes], got " + ShapeString(outputs.shape));
   }
   if (targets.shape.size() != 1 || per_target != 1) {
     return Mismatch("classification metrics need targets [N] of class indices, got " +
@@ -190,8 +188,7 @@ core::Result<double> Percentile(std::span<const double> values, double p) {
 }
 
 core::Result<std::map<std::string, double>> ComputeMetrics(const std::vector<std::string>& names,
-                                                           const Outputs& outputs,
-                                                           const Targets& targets,
+                                                           const Outputs& outputs, const Targets& targets,
                                                            uint32_t top_k) {
   std::map<std::string, double> metrics;
   for (const std::string& name : names) {

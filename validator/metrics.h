@@ -57,7 +57,7 @@ core::Result<double> Percentile(std::span<const double> values, double p);
 // "mae", "cross_entropy"). Errors: as the metric's own, annotated with its
 // name; kInvalidArgument UNKNOWN_METRIC for another name.
 core::Result<std::map<std::string, double>> ComputeMetrics(const std::vector<std::string>& names,
-                                                           const Outputs& outputs,
-                                                           const Targets& targets, uint32_t top_k);
+                                                           const Outputs& outputs, const Targets& targets,
+                                                           uint32_t top_k);
 
 }  // namespace sigil::validator

@@ -1,14 +1,13 @@
 // RunEvaluation: the one file that includes LibTorch (LIBRARIES.md: a TU costs
 // ~7 s and ~750 MB to compile). Everything LibTorch throws is caught here and
 // becomes outcome.ok = false with the reason; nothing it throws leaves.
+#include <ATen/Parallel.h>
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
-
-#include <ATen/Parallel.h>
 #include <torch/cuda.h>
 #include <torch/script.h>
 #include <torch/version.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -38,16 +37,26 @@ std::string Bounded(std::string message) {
 
 torch::ScalarType TorchType(DType dtype) {
   switch (dtype) {
-    case DType::kF64: return torch::kFloat64;
-    case DType::kF32: return torch::kFloat32;
-    case DType::kF16: return torch::kFloat16;
-    case DType::kBF16: return torch::kBFloat16;
-    case DType::kI64: return torch::kInt64;
-    case DType::kI32: return torch::kInt32;
-    case DType::kI16: return torch::kInt16;
-    case DType::kI8: return torch::kInt8;
-    case DType::kU8: return torch::kUInt8;
-    case DType::kBool: return torch::kBool;
+    case DType::kF64:
+      return torch::kFloat64;
+    case DType::kF32:
+      return torch::kFloat32;
+    case DType::kF16:
+      return torch::kFloat16;
+    case DType::kBF16:
+      return torch::kBFloat16;
+    case DType::kI64:
+      return torch::kInt64;
+    case DType::kI32:
+      return torch::kInt32;
+    case DType::kI16:
+      return torch::kInt16;
+    case DType::kI8:
+      return torch::kInt8;
+    case DType::kU8:
+      return torch::kUInt8;
+    case DType::kBool:
+      return torch::kBool;
   }
   return torch::kFloat32;
 }
@@ -78,8 +87,8 @@ core::Result<torch::Tensor> ReadTensor(const FileTensor& ft, const std::string& 
   uint64_t size = static_cast<uint64_t>(st.st_size);
   if (ref.offset > size || bytes > size - ref.offset) {
     return core::InvalidArgument(what + " (" + std::to_string(bytes) + " bytes at offset " +
-                                 std::to_string(ref.offset) + ") extends past the end of " +
-                                 ft.path + " (" + std::to_string(size) + " bytes)");
+                                 std::to_string(ref.offset) + ") extends past the end of " + ft.path + " (" +
+                                 std::to_string(size) + " bytes)");
   }
   torch::Tensor t = torch::empty(sizes, torch::TensorOptions().dtype(type));
   char* out = static_cast<char*>(t.data_ptr());
@@ -109,9 +118,8 @@ core::Result<Targets> ToTargets(const torch::Tensor& t) {
 
 // One full pass over the inputs: outputs collected as float on the CPU,
 // the wall time of each batch (forward and copy back) appended to latencies.
-core::Result<Outputs> RunPass(torch::jit::Module& module, const torch::Tensor& inputs,
-                              uint32_t batch_size, const torch::Device& device,
-                              std::vector<double>* latencies) {
+core::Result<Outputs> RunPass(torch::jit::Module& module, const torch::Tensor& inputs, uint32_t batch_size,
+                              const torch::Device& device, std::vector<double>* latencies) {
   Outputs outputs;
   int64_t n = inputs.size(0);
   for (int64_t start = 0; start < n; start += batch_size) {
@@ -120,16 +128,15 @@ core::Result<Outputs> RunPass(torch::jit::Module& module, const torch::Tensor& i
     auto t0 = Clock::now();
     torch::jit::IValue result = module.forward({batch});
     if (!result.isTensor()) {
-      return core::InvalidArgument("the model's forward returned " + result.tagKind() +
-                                   ", not a tensor");
+      return core::InvalidArgument("the model's forward returned " + result.tagKind() + ", not a tensor");
     }
     torch::Tensor out = result.toTensor().detach().to(torch::kCPU, torch::kFloat32).contiguous();
     if (latencies) latencies->push_back(SecondsSince(t0) * 1000.0);
     if (out.dim() == 0 || out.size(0) != len) {
-      return core::InvalidArgument("the model returned " +
-                                   std::string(out.dim() == 0 ? "a scalar" : "shape " +
-                                                                  c10::str(out.sizes())) +
-                                   " for a batch of " + std::to_string(len) + " samples");
+      return core::InvalidArgument(
+          "the model returned " +
+          std::string(out.dim() == 0 ? "a scalar" : "shape " + c10::str(out.sizes())) + " for a batch of " +
+          std::to_string(len) + " samples");
     }
     std::vector<int64_t> sample_shape(out.sizes().begin() + 1, out.sizes().end());
     if (outputs.shape.empty()) {
@@ -173,8 +180,8 @@ core::Status Evaluate(const EvalJob& job, EvalOutcome* outcome) {
   ASSIGN_OR_RETURN(torch::Tensor inputs, ReadTensor(job.inputs, "inputs"));
   ASSIGN_OR_RETURN(torch::Tensor target_tensor, ReadTensor(job.targets, "targets"));
   if (inputs.size(0) != target_tensor.size(0)) {
-    return core::InvalidArgument("inputs have " + std::to_string(inputs.size(0)) +
-                                 " samples, targets " + std::to_string(target_tensor.size(0)));
+    return core::InvalidArgument("inputs have " + std::to_string(inputs.size(0)) + " samples, targets " +
+                                 std::to_string(target_tensor.size(0)));
   }
   ASSIGN_OR_RETURN(Targets targets, ToTargets(target_tensor));
   target_tensor = torch::Tensor();
@@ -199,8 +206,7 @@ core::Status Evaluate(const EvalJob& job, EvalOutcome* outcome) {
 
   ASSIGN_OR_RETURN(outcome->metrics["latency_p50_ms"], Percentile(latencies, 50));
   ASSIGN_OR_RETURN(outcome->metrics["latency_p95_ms"], Percentile(latencies, 95));
-  outcome->metrics["throughput"] =
-      run_seconds > 0 ? static_cast<double>(outcome->samples) / run_seconds : 0;
+  outcome->metrics["throughput"] = run_seconds > 0 ? static_cast<double>(outcome->samples) / run_seconds : 0;
 
   auto quality = ComputeMetrics(job.metrics, outputs, targets, job.top_k);
   if (!quality.ok()) return quality.status().Annotate("metrics");

@@ -1,13 +1,11 @@
 // The worker process, both sides.
 //
-// Protocol (the worker's side is worker_main.cc): the parent writes the job as one JSON document into a pipe that
-// becomes the child's stdin (written whole before fork, so the parent never
-// blocks on it nor takes SIGPIPE), execs sigil-validator, and reads the
-// outcome as one JSON document from the child's stdout. The worker moves its
-// stdout aside at start and points fd 1 at stderr, so whatever a model prints
-// cannot corrupt the outcome. stderr is kept as a bounded tail for messages.
-// A status pipe (close-on-exec) tells the parent which network isolation the
-// child got, or why exec failed.
+// Protocol (the worker's side is worker_main.cc): the parent writes the job as one JSON document into a pipe
+// that becomes the child's stdin (written whole before fork, so the parent never blocks on it nor takes
+// SIGPIPE), execs sigil-validator, and reads the outcome as one JSON document from the child's stdout. The
+// worker moves its stdout aside at start and points fd 1 at stderr, so whatever a model prints cannot corrupt
+// the outcome. stderr is kept as a bounded tail for messages. A status pipe (close-on-exec) tells the parent
+// which network isolation the child got, or why exec failed.
 #include "validator/worker.h"
 
 #include <fcntl.h>
@@ -32,9 +30,8 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
-#include <thread>
-
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "core/fs.h"
 #include "core/json.h"
@@ -123,7 +120,10 @@ void WriteStatus(int fd, const char* text) {
   while (n > 0) {
     ssize_t w = ::write(fd, text, n);
     if (w <= 0 && errno != EINTR) return;
-    if (w > 0) { text += w; n -= static_cast<size_t>(w); }
+    if (w > 0) {
+      text += w;
+      n -= static_cast<size_t>(w);
+    }
   }
 }
 
@@ -135,7 +135,10 @@ void WriteStatus(int fd, const char* text) {
   char digits[16];
   int i = 15;
   digits[i] = '\0';
-  do { digits[--i] = static_cast<char>('0' + err % 10); err /= 10; } while (err > 0 && i > 0);
+  do {
+    digits[--i] = static_cast<char>('0' + err % 10);
+    err /= 10;
+  } while (err > 0 && i > 0);
   WriteStatus(p.status_fd, digits + i);
   ::_exit(127);
 }
@@ -169,7 +172,8 @@ void WriteStatus(int fd, const char* text) {
   if (::syscall(SYS_close_range, 3u, ~0u, CLOSE_RANGE_CLOEXEC) != 0) {
     rlimit files;
     int top = (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < 65536)
-                  ? static_cast<int>(files.rlim_cur) : 65536;
+                  ? static_cast<int>(files.rlim_cur)
+                  : 65536;
     for (int fd = 3; fd < top; ++fd) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   }
   for (size_t i = 0; i < p.inherit_count; ++i) {
@@ -187,8 +191,8 @@ std::string SignalName(int sig) {
 }
 
 bool MentionsOutOfMemory(const std::string& text) {
-  for (const char* needle : {"can't allocate memory", "bad_alloc", "Cannot allocate memory",
-                             "out of memory", "std::bad_alloc"}) {
+  for (const char* needle :
+       {"can't allocate memory", "bad_alloc", "Cannot allocate memory", "out of memory", "std::bad_alloc"}) {
     if (text.find(needle) != std::string::npos) return true;
   }
   return false;
@@ -270,6 +274,7 @@ uint64_t PeakAddressSpace(pid_t pid) {
 struct Ending {
   bool timed_out = false;
   uint64_t peak_address_space = 0;  // read just before a kill at the time limit
+  int poll_errno = 0;               // the parent could not watch the child
   bool cancelled = false;
   int wait_status = 0;
   rusage usage{};
@@ -302,9 +307,11 @@ void DescribeEnding(const Ending& end, const WorkerOptions& options, bool stdout
     outcome->error = std::move(why);
   };
   if (end.cancelled) return fail("cancelled");
+  if (end.poll_errno != 0) {
+    return fail(std::string("the worker was stopped: watching it failed: ") + strerror(end.poll_errno));
+  }
   if (end.timed_out) {
-    std::string why =
-        "the model ran past the time limit of " + std::to_string(options.time_limit_s) + " s";
+    std::string why = "the model ran past the time limit of " + std::to_string(options.time_limit_s) + " s";
     // LibTorch can stall, rather than fail, when RLIMIT_AS leaves no room for
     // its threads; say so when the address space had reached the limit.
     if (end.peak_address_space + (64ull << 20) >= options.memory_limit_bytes) {
@@ -327,8 +334,8 @@ void DescribeEnding(const Ending& end, const WorkerOptions& options, bool stdout
   if (outcome->signal) {
     int sig = *outcome->signal;
     if (sig == SIGXCPU) {
-      return fail("the model ran past its CPU-time limit (" +
-                  std::to_string(options.time_limit_s) + " s per core)");
+      return fail("the model ran past its CPU-time limit (" + std::to_string(options.time_limit_s) +
+                  " s per core)");
     }
     if (sig == SIGKILL) {
       return fail("out of memory (limit " + limit_mib +
@@ -341,15 +348,16 @@ void DescribeEnding(const Ending& end, const WorkerOptions& options, bool stdout
     return fail(err_tail.empty() ? why : why + ": " + err_tail);
   }
   if (stdout_overflow) {
-    return fail("the worker wrote more than " + std::to_string(kMaxOutcomeBytes >> 20) +
-                " MiB of outcome");
+    return fail("the worker wrote more than " + std::to_string(kMaxOutcomeBytes >> 20) + " MiB of outcome");
   }
   if (MentionsOutOfMemory(err_tail)) {
     return fail("out of memory (limit " + limit_mib + " MiB): " + err_tail);
   }
   std::string why = "the worker exited with code " + std::to_string(*outcome->exit_code);
-  if (!unreadable.empty()) why += " and an unreadable outcome (" + unreadable + ")";
-  else why += " without an outcome";
+  if (!unreadable.empty())
+    why += " and an unreadable outcome (" + unreadable + ")";
+  else
+    why += " without an outcome";
   return fail(err_tail.empty() ? why : why + ": " + err_tail);
 }
 
@@ -374,8 +382,8 @@ core::Result<EvalOutcome> RunInWorker(const EvalJob& job, const WorkerOptions& o
   }
   std::string job_text = core::DumpJson(EvalJobToJson(job)) + "\n";
   if (job_text.size() > kMaxJobBytes) {
-    return core::InvalidArgument("the evaluation job is larger than " +
-                                 std::to_string(kMaxJobBytes) + " bytes");
+    return core::InvalidArgument("the evaluation job is larger than " + std::to_string(kMaxJobBytes) +
+                                 " bytes");
   }
 
   ScratchDir scratch;
@@ -444,13 +452,17 @@ core::Result<EvalOutcome> RunInWorker(const EvalJob& job, const WorkerOptions& o
   while (true) {
     char buf[256];
     ssize_t n = ::read(status.read.get(), buf, sizeof buf);
-    if (n > 0) { status_text.append(buf, static_cast<size_t>(n)); continue; }
+    if (n > 0) {
+      status_text.append(buf, static_cast<size_t>(n));
+      continue;
+    }
     if (n < 0 && errno == EINTR) continue;
     break;
   }
   if (size_t f = status_text.find("\nfailed:"); f != std::string::npos) {
     int wstatus;
-    while (::waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {}
+    while (::waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
+    }
     std::string what = status_text.substr(f + 8);
     size_t colon = what.rfind(':');
     int code = colon == std::string::npos ? 0 : std::atoi(what.c_str() + colon + 1);
@@ -490,7 +502,10 @@ core::Result<EvalOutcome> RunInWorker(const EvalJob& job, const WorkerOptions& o
       ::poll(nullptr, 0, ms);
       continue;
     }
-    if (::poll(fds, nfds, ms) < 0 && errno != EINTR) break;
+    if (::poll(fds, nfds, ms) < 0 && errno != EINTR) {
+      end.poll_errno = errno;
+      break;
+    }
     if (out_open) out_open = Drain(out.read.get(), &stdout_text, kMaxOutcomeBytes, false, &stdout_overflow);
     if (err_open) err_open = Drain(err.read.get(), &stderr_text, kStderrTailBytes, true, nullptr);
   }
@@ -498,7 +513,8 @@ core::Result<EvalOutcome> RunInWorker(const EvalJob& job, const WorkerOptions& o
   // anything it left behind.
   ::kill(-pid, SIGKILL);
   ::kill(pid, SIGKILL);
-  while (::wait4(pid, &end.wait_status, 0, &end.usage) < 0 && errno == EINTR) {}
+  while (::wait4(pid, &end.wait_status, 0, &end.usage) < 0 && errno == EINTR) {
+  }
 
   // With the group dead the pipes reach end of file; a descendant that left
   // the group could hold them open, so the drain is bounded.

@@ -22,9 +22,13 @@
 namespace sigil::validator {
 
 // The smallest address-space limit (RLIMIT_AS) under which the worker still
-// loads LibTorch and a small model; measured on Debian's LibTorch 1.13.1 with
-// MALLOC_ARENA_MAX=2 (worker_test.cc checks that a run fits). Specs refuse
-// less (eval_spec.cc).
+// loads LibTorch and a small model. Measured on Debian's LibTorch 1.13.1 with
+// MALLOC_ARENA_MAX=2 (which RunInWorker sets): a small model peaks at ~160 MiB
+// RSS but ~600 MiB of address space on a 2-core host and ~780 MiB with 16
+// intra-op threads (~13 MiB per thread). Below that LibTorch fails to start,
+// or stalls creating threads until the time limit. worker_test.cc checks
+// that a run fits and that a runaway allocation stops at it. Specs refuse
+// less (eval_spec.cc); hosts with many more cores should set EvalJob::threads.
 inline constexpr uint64_t kMinWorkerMemoryBytes = 1024ull << 20;
 
 // The child learns from this variable which network isolation its parent put
@@ -32,7 +36,7 @@ inline constexpr uint64_t kMinWorkerMemoryBytes = 1024ull << 20;
 inline constexpr const char* kWorkerIsolationEnv = "SIGIL_WORKER_ISOLATION";
 
 struct WorkerOptions {
-  std::string executable;  // path of sigil-validator
+  std::string executable;      // path of sigil-validator
   std::string scratch_parent;  // a scratch directory is made inside it
   uint32_t time_limit_s = 600;
   uint64_t memory_limit_bytes = 8ull << 30;

@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <cstdlib>
 #include <new>
-
 #include <nlohmann/json.hpp>
 
 #include "core/fs.h"

@@ -6,17 +6,14 @@
 namespace sigil::validator {
 namespace {
 
-constexpr const char* kDigest =
-    "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+constexpr const char* kDigest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 // The smallest valid spec, as JSON, for tests to modify.
 core::Json Minimal() {
   return core::Json{{"model", "model.pt"}, {"dataset", {{"path", "eval.safetensors"}}}};
 }
 
-core::Status ParseStatus(const core::Json& j) {
-  return ParseEvalSpec(core::DumpJson(j)).status();
-}
+core::Status ParseStatus(const core::Json& j) { return ParseEvalSpec(core::DumpJson(j)).status(); }
 
 TEST_CASE("a minimal spec takes the documented defaults", "[validator]") {
   auto spec = ParseEvalSpec(R"({"model":"model.pt","dataset":{"path":"eval.safetensors"}})");
@@ -164,8 +161,7 @@ TEST_CASE("specs that are refused, each naming the field", "[validator]") {
        dataset({{"digest", "sha256:0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef"}})},
       {"dataset inputs empty", "dataset.inputs", dataset({{"path", "a"}, {"inputs", ""}})},
       {"dataset targets not a string", "dataset.targets", dataset({{"path", "a"}, {"targets", 1}})},
-      {"dataset same tensor twice", "dataset",
-       dataset({{"path", "a"}, {"inputs", "x"}, {"targets", "x"}})},
+      {"dataset same tensor twice", "dataset", dataset({{"path", "a"}, {"inputs", "x"}, {"targets", "x"}})},
       {"batch_size 0", "batch_size", with("batch_size", 0)},
       {"batch_size negative", "batch_size", with("batch_size", -1)},
       {"batch_size too large", "batch_size", with("batch_size", 65537)},
@@ -203,8 +199,7 @@ TEST_CASE("specs that are refused, each naming the field", "[validator]") {
        metrics_and("baseline", {{"ref", "production"}, {"max_regression", {{"mae", 0.1}}}})},
       {"baseline negative allowance", "baseline.max_regression.accuracy",
        metrics_and("baseline", {{"ref", "production"}, {"max_regression", {{"accuracy", -0.1}}}})},
-      {"baseline unknown key", "baseline.alias",
-       metrics_and("baseline", {{"alias", "production"}})},
+      {"baseline unknown key", "baseline.alias", metrics_and("baseline", {{"alias", "production"}})},
       {"determinism not a bool", "determinism", with("determinism", 1)},
       {"weights a string", "weights", with("weights", "yes")},
       {"weights unknown key", "weights.nan", with("weights", {{"nan", 0}})},
@@ -216,8 +211,7 @@ TEST_CASE("specs that are refused, each naming the field", "[validator]") {
        with("weights", {{"parent", {{"ref", "v1"}, {"max_abs_diff", -1}}}})},
       {"limits time 0", "limits.time_s", with("limits", {{"time_s", 0}})},
       {"limits memory 0", "limits.memory_mb", with("limits", {{"memory_mb", 0}})},
-      {"limits memory below the worker's minimum", "limits.memory_mb",
-       with("limits", {{"memory_mb", 100}})},
+      {"limits memory below the worker's minimum", "limits.memory_mb", with("limits", {{"memory_mb", 100}})},
       {"limits time beyond a week", "limits.time_s", with("limits", {{"time_s", 10000000}})},
       {"limits unknown key", "limits.cpus", with("limits", {{"cpus", 4}})},
       {"device unknown", "device", with("device", "tpu")},

@@ -1,9 +1,8 @@
 #include "validator/metrics.h"
 
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
-
-#include <catch2/catch.hpp>
 
 namespace sigil::validator {
 namespace {
@@ -120,11 +119,16 @@ TEST_CASE("metrics refuse outputs and targets that do not fit", "[validator]") {
       {"negative class", CrossEntropy(kScores, Classes({0, -1, 1})), "target -1 of sample 1"},
       {"fewer targets", Accuracy(kScores, Classes({0, 1})), "outputs have 3 samples, targets 2"},
       {"outputs not 2-D", Accuracy(Out({3, 3, 1}, kScores.values), kTargets), "outputs [N, classes]"},
-      {"targets not 1-D", TopKAccuracy(kScores, [] {
-         Targets t = Classes({0, 2, 1});
-         t.shape = {3, 1};
-         return t;
-       }(), 2), "targets [N]"},
+      {"targets not 1-D",
+       TopKAccuracy(
+           kScores,
+           [] {
+             Targets t = Classes({0, 2, 1});
+             t.shape = {3, 1};
+             return t;
+           }(),
+           2),
+       "targets [N]"},
       {"shape and values disagree", Accuracy(Out({3, 2}, kScores.values), kTargets), "does not match"},
       {"no samples", Accuracy(Out({0, 3}, {}), Classes({})), "no samples"},
       {"regression per-sample mismatch", MeanSquaredError(kScores, kTargets),

@@ -2,20 +2,26 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <iterator>
 #include <limits>
-#include <thread>
-
-#include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "tests/support/temp_dir.h"
 #include "tests/validator/fixtures/fixture_data.h"
@@ -134,10 +140,10 @@ TEST_CASE("worker: the classifier's metrics match an independent computation", "
 
 TEST_CASE("worker: a worse classifier scores lower, as baselines will compare", "[validator]") {
   sigil::testing::TempDir scratch;
-  EvalOutcome good = Run(FixtureJob("classifier.pt", "classification.safetensors", {"accuracy"}),
-                         Options(scratch));
-  EvalOutcome worse = Run(
-      FixtureJob("classifier_worse.pt", "classification.safetensors", {"accuracy"}), Options(scratch));
+  EvalOutcome good =
+      Run(FixtureJob("classifier.pt", "classification.safetensors", {"accuracy"}), Options(scratch));
+  EvalOutcome worse =
+      Run(FixtureJob("classifier_worse.pt", "classification.safetensors", {"accuracy"}), Options(scratch));
   REQUIRE(good.ok);
   REQUIRE(worse.ok);
   CHECK(worse.metrics.at("accuracy") < good.metrics.at("accuracy"));
@@ -170,8 +176,7 @@ TEST_CASE("worker: regression metrics match an independent computation", "[valid
 
 TEST_CASE("worker: a model that throws fails with its message", "[validator]") {
   sigil::testing::TempDir scratch;
-  EvalOutcome o = Run(FixtureJob("thrower.pt", "classification.safetensors", {"accuracy"}),
-                      Options(scratch));
+  EvalOutcome o = Run(FixtureJob("thrower.pt", "classification.safetensors", {"accuracy"}), Options(scratch));
   CHECK_FALSE(o.ok);
   CHECK_THAT(o.error, Catch::Contains("boom"));
   CHECK(o.exit_code == 0);  // a failed evaluation is still a clean report
@@ -179,8 +184,7 @@ TEST_CASE("worker: a model that throws fails with its message", "[validator]") {
 
 TEST_CASE("worker: a corrupt archive fails at loading", "[validator]") {
   sigil::testing::TempDir scratch;
-  EvalOutcome o = Run(FixtureJob("corrupt.pt", "classification.safetensors", {"accuracy"}),
-                      Options(scratch));
+  EvalOutcome o = Run(FixtureJob("corrupt.pt", "classification.safetensors", {"accuracy"}), Options(scratch));
   CHECK_FALSE(o.ok);
   CHECK_THAT(o.error, Catch::StartsWith("loading the model: ") && Catch::Contains("archive"));
 }
@@ -267,7 +271,8 @@ TEST_CASE("worker: cancelling from another thread stops the run", "[validator]")
 
 TEST_CASE("worker: inherited descriptors are visible, others are not", "[validator]") {
   sigil::testing::TempDir scratch;
-  int fd = ::open(ValidatorFixture("classification.safetensors").c_str(), O_RDONLY | O_CLOEXEC);
+  // Opened without O_CLOEXEC: only the worker's own closing keeps it out.
+  int fd = ::open(ValidatorFixture("classification.safetensors").c_str(), O_RDONLY);
   REQUIRE(fd > 2);
   EvalJob job = FixtureJob("classifier.pt", "classification.safetensors", {"accuracy"});
   job.inputs.path = job.targets.path = "/dev/fd/" + std::to_string(fd);
@@ -342,6 +347,41 @@ TEST_CASE("network isolation leaves no way out", "[validator]") {
   ::close(listener);
   REQUIRE(WIFEXITED(status));
   INFO("10: no isolation, 11: connected, 12: AF_UNIX refused");
+  CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("without namespaces the seccomp filter refuses Internet sockets", "[validator]") {
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    // A filter of the test's own makes unshare fail, as an unprivileged
+    // kernel would, so the isolation falls back to seccomp.
+    sock_filter deny_unshare[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_unshare, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    sock_fprog prog{static_cast<unsigned short>(std::size(deny_unshare)), deny_unshare};
+    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) {
+      ::_exit(20);
+    }
+    std::string isolation = ApplyNetworkIsolation();
+    int inet = ::socket(AF_INET, SOCK_STREAM, 0);
+    int inet_errno = errno;
+    int inet6 = ::socket(AF_INET6, SOCK_DGRAM, 0);
+    int unix_socket = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    int code = isolation != "seccomp"                            ? 21
+               : inet >= 0 || inet_errno != EACCES || inet6 >= 0 ? 22
+               : unix_socket < 0                                 ? 23
+                                                                 : 0;
+    ::_exit(code);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  INFO("20: test filter refused, 21: not seccomp, 22: Internet socket allowed, 23: AF_UNIX refused");
   CHECK(WEXITSTATUS(status) == 0);
 }
 

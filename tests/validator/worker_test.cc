@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <fstream>
 #include <iterator>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -318,6 +320,63 @@ TEST_CASE("worker: an executable that is not the worker yields a clear failure",
     CHECK_FALSE(o.ok);
     CHECK(o.error == c.error);
   }
+}
+
+TEST_CASE("worker: every way a worker can end becomes a reason", "[validator]") {
+  // Stand-in workers: shell scripts that end as a broken worker would.
+  sigil::testing::TempDir scratch;
+  sigil::testing::TempDir bin;
+  EvalJob job = FixtureJob("classifier.pt", "classification.safetensors", {"accuracy"});
+  struct Case {
+    const char* name;
+    const char* script;
+    const char* error;  // the outcome's error starts with this
+  };
+  const Case cases[] = {
+      {"segfault", "kill -SEGV $$", "killed by signal 11 (Segmentation fault)"},
+      {"abort after bad_alloc",
+       "echo \"terminate called after throwing an instance of 'std::bad_alloc'\" >&2; kill -ABRT $$",
+       "out of memory (limit 2048 MiB): killed by signal 6 (Aborted): terminate called"},
+      {"SIGKILL not sent by the parent", "kill -KILL $$",
+       "out of memory (limit 2048 MiB): killed by SIGKILL"},
+      {"CPU limit", "kill -XCPU $$", "the model ran past its CPU-time limit"},
+      {"nonzero exit with a message", "echo 'something broke' >&2; exit 3",
+       "the worker exited with code 3 without an outcome: something broke"},
+      {"junk on stdout", "echo not-json", "the worker exited with code 0 and an unreadable outcome"},
+      {"a flood on stdout", "head -c 20000000 /dev/zero", "the worker wrote more than 16 MiB of outcome"},
+      {"success reported, then a failing exit", "echo '{\"ok\":true}'; exit 5",
+       "the worker reported an outcome but then exited with code 5"},
+      {"an outcome saying memory ran out", "echo '{\"ok\":false,\"error\":\"std::bad_alloc\"}'",
+       "out of memory (limit 2048 MiB): std::bad_alloc"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.name);
+    std::string path = bin.Sub("worker.sh");
+    {
+      std::ofstream out(path, std::ios::trunc);
+      out << "#!/bin/sh\n" << c.script << "\n";
+    }
+    REQUIRE(::chmod(path.c_str(), 0755) == 0);
+    WorkerOptions options = Options(scratch);
+    options.executable = path;
+    EvalOutcome o = Run(job, options);
+    CHECK_FALSE(o.ok);
+    CHECK_THAT(o.error, Catch::StartsWith(c.error));
+  }
+
+  // A descendant holding the pipes open goes with the process group.
+  std::string path = bin.Sub("worker.sh");
+  {
+    std::ofstream out(path, std::ios::trunc);
+    out << "#!/bin/sh\nsleep 60 &\necho '{\"ok\":true,\"device\":\"cpu\"}'\n";
+  }
+  WorkerOptions options = Options(scratch);
+  options.executable = path;
+  auto start = Clock::now();
+  EvalOutcome o = Run(job, options);
+  CHECK(o.ok);
+  CHECK(o.device == "cpu");
+  CHECK(std::chrono::duration<double>(Clock::now() - start).count() < 10);
 }
 
 TEST_CASE("network isolation leaves no way out", "[validator]") {

@@ -173,7 +173,7 @@ TEST_CASE("sigil eval runs a pushed model, checks its metrics and signs the repo
   RunResult r = e.Sigil({"eval", "health/triage:v1", "--spec", e.tmp.Sub("spec.json"), "--wait"});
   REQUIRE(r.exit_code == 0);
   CHECK(r.out.find("PASS") != std::string::npos);
-  CHECK(r.out.find("LibTorch 1.13") != std::string::npos);
+  CHECK(r.out.find("LibTorch 1.13.") != std::string::npos);
 
   // The same through the API, with the figures.
   json listed = e.Get("/api/v1/models/health/triage/versions/v1/evaluations")["evaluations"];
@@ -280,6 +280,19 @@ TEST_CASE("sigil eval runs a pushed model, checks its metrics and signs the repo
     CHECK(t.err.find("BAD_EVAL_SPEC") != std::string::npos);
     json err = e.Post("/api/v1/models/health/triage/versions/v1/evaluations", "{\"model\": 3}", 400);
     CHECK(err["error"]["code"] == "BAD_EVAL_SPEC");
+    err = e.Post("/api/v1/models/health/triage/versions/v1/evaluations", "not json", 400);
+    CHECK(err["error"]["code"] == "BAD_EVAL_SPEC");
+    err = e.Post("/api/v1/models/health/triage/versions/v9/evaluations", kSpec, 404);
+    CHECK(err["error"]["code"] == "VERSION_UNKNOWN");
+    err = e.Post("/api/v1/models/health/triage/versions/v1/stats", "{\"parent\": 1}", 400);
+    CHECK(err["error"]["code"] == "PARAMETER_INVALID");
+    auto missing = e.http.Perform(cli::HttpRequest{.path = "/api/v1/jobs/job-0"});
+    REQUIRE(missing.ok());
+    CHECK(missing->status == 404);
+    CHECK(json::parse(missing->body)["error"]["code"] == "JOB_UNKNOWN");
+    auto wrong = e.http.Perform(cli::HttpRequest{.method = "DELETE", .path = "/api/v1/jobs/" + job_id});
+    REQUIRE(wrong.ok());
+    CHECK(wrong->status == 405);
   }
 }
 

@@ -3,9 +3,11 @@
 //
 // Tokens are created by an admin, shown once, and stored only as a SHA-256
 // hash. A token is "sgl_<id>_<secret>": <id> is 16 hex digits naming the
-// record, <secret> 43 base64url characters (32 random bytes). Verification
-// looks the record up by id and compares hashes in constant time, so a
-// guess costs one lookup and learns nothing from timing.
+// record, <secret> 43 base64url characters (32 random bytes, unpadded; the
+// stored hash is SHA-256 of these 43 characters). Verification looks the
+// record up by id and compares hashes in constant time; an unknown id still
+// hashes the secret and compares, so a guess costs one lookup and learns
+// nothing from timing.
 //
 // Roles are ordered; each includes the ones below it:
 //   reader    pull: read versions, files, blobs, reports, attestations, jobs
@@ -23,6 +25,9 @@
 // operation against the principal of the calling thread (PrincipalScope),
 // so an operation a route forgot to check is still refused. Threads with no
 // PrincipalScope are the server's own (scans, jobs) and are not limited.
+// Reads are checked in api/ only: Registry::Resolve and the other read
+// methods never check, because server threads and the writes themselves use
+// them.
 //
 // Keys (MetaStore):
 //   meta   token\0<id>  -> TokenRecord as JSON
@@ -36,9 +41,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -95,7 +102,8 @@ struct Principal {
 };
 
 // Whether principal may do action on repo (empty repo: an action on no
-// repository, such as tokens or GC). Errors: kPermissionDenied with reason
+// repository, such as tokens or GC; only the role counts). The role is
+// checked before the scope. Errors: kPermissionDenied with reason
 // ROLE_INSUFFICIENT ("a reader token cannot push") or REPOSITORY_OUT_OF_SCOPE
 // ("token ci-gate is scoped to health/*"); kUnauthenticated
 // AUTHENTICATION_REQUIRED for an anonymous principal where anonymous access
@@ -112,6 +120,10 @@ class PrincipalScope {
   PrincipalScope& operator=(const PrincipalScope&) = delete;
   // The innermost scope's principal, or nullptr on a server thread.
   static const Principal* Current();
+
+ private:
+  Principal principal_;
+  const PrincipalScope* outer_;  // the scope this one hides, restored on destruction
 };
 
 // For the registry's own operations: OK on a server thread (no scope),
@@ -165,34 +177,58 @@ class AccessControl {
   // Errors: kInvalidArgument for missing options.
   static core::Result<std::unique_ptr<AccessControl>> Open(AccessOptions options);
 
-  // Errors: kInvalidArgument TOKEN_INVALID (bad name, no repos, bad glob,
-  // expiry in the past); kAlreadyExists TOKEN_NAME_TAKEN.
+  // Errors: kInvalidArgument TOKEN_INVALID (bad name, no repos, bad glob --
+  // globs use repository-name characters and '*', '?' --, site or region
+  // not [A-Za-z0-9._-]{0,64}, expiry not in the future); kAlreadyExists
+  // TOKEN_NAME_TAKEN.
   core::Result<CreatedToken> CreateToken(const NewToken& spec, std::string_view created_by);
   // Registers a token whose full text is given (the bootstrap token read
-  // from a file): role admin, repos "**". Errors as CreateToken, and
-  // TOKEN_INVALID for text not of the "sgl_<id>_<secret>" form.
+  // from a file): role admin, repos "**", created_by "bootstrap". The same
+  // text and name again (a restart) returns the stored record. Errors as
+  // CreateToken, TOKEN_INVALID for text not of the "sgl_<id>_<secret>" form,
+  // and kAlreadyExists TOKEN_ID_TAKEN when the id is stored otherwise
+  // (another secret or name, or revoked).
   core::Result<TokenRecord> ImportToken(std::string_view name, std::string_view token_text);
-  // Live and revoked tokens, by name; never the secrets.
+  // Live, expired and revoked tokens, by name (then creation); never the
+  // secrets.
   core::Result<std::vector<TokenRecord>> ListTokens();
-  // Takes effect at once. Errors: kNotFound TOKEN_UNKNOWN (by name or id).
+  // Takes effect at once. An id is matched before a name; of tokens sharing
+  // a name, the live one (else the newest). Revoking a revoked token returns
+  // it unchanged. Errors: kNotFound TOKEN_UNKNOWN (by name or id).
   core::Result<TokenRecord> RevokeToken(std::string_view name_or_id);
   // Whether any live admin token exists (bootstrap on first start).
   core::Result<bool> HasAdmin();
 
   // The principal of an "Authorization: Bearer" token text. Updates
-  // last-used (at most once a minute per token). Errors: kUnauthenticated
+  // last-used (at most once a minute per token; a failed update does not
+  // fail the call). Revocation is checked before expiry, both only once the
+  // secret matched. Errors: kUnauthenticated
   // TOKEN_INVALID (malformed or unknown: the same answer), TOKEN_EXPIRED,
   // TOKEN_REVOKED.
   core::Result<Principal> Authenticate(std::string_view token_text);
 
-  // Appends to the transparency log and the audit family in one batch.
+  // Sets the time from the clock and appends to the transparency log and the
+  // audit family in one batch (both or neither); returns the entry with its
+  // log index. String fields are clipped to 1024 bytes so an entry always
+  // fits a leaf.
   core::Result<AuditEntry> Record(AuditEntry entry);
-  // Newest last, at most query.limit (the latest ones).
+  // Oldest first, at most query.limit (the latest ones; 0: none).
   core::Result<std::vector<AuditEntry>> Query(const AuditQuery& query);
 
  private:
   explicit AccessControl(AccessOptions options) : options_(std::move(options)) {}
+
+  core::Result<std::vector<TokenRecord>> LoadAll();
+  // REQUIRES: mu_ held.
+  core::Status CheckNameFree(std::string_view name, int64_t now);
+  core::Result<TokenRecord> Store(TokenRecord record);
+  void NoteUse(const TokenRecord& record, int64_t now);
+
   AccessOptions options_;
+  // Serializes token read-modify-writes (create, revoke, last-used), so a
+  // last-used update never writes back a token revoked meanwhile.
+  std::mutex mu_;
+  std::unordered_map<std::string, int64_t> last_used_written_;  // id -> micros; under mu_
 };
 
 core::Json TokenToJson(const TokenRecord& record);  // without hash_hex

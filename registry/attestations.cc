@@ -9,6 +9,7 @@
 #include "attest/statement.h"
 #include "core/fs.h"
 #include "core/json.h"
+#include "registry/access.h"
 #include "signing/dsse.h"
 
 namespace sigil::registry {
@@ -118,6 +119,7 @@ std::shared_ptr<const signing::TrustStore> Attestations::trust() const {
 }
 
 core::Status Attestations::AddTrustedKey(signing::TrustedKey key) {
+  RETURN_IF_ERROR(RequireAccess(Action::kAdmin, ""));
   std::lock_guard<std::mutex> lock(trust_mu_);
   auto copy = std::make_shared<signing::TrustStore>(*trust_);
   RETURN_IF_ERROR(copy->Add(std::move(key)));
@@ -127,6 +129,7 @@ core::Status Attestations::AddTrustedKey(signing::TrustedKey key) {
 }
 
 core::Status Attestations::RevokeTrustedKey(std::string_view key_id) {
+  RETURN_IF_ERROR(RequireAccess(Action::kAdmin, ""));
   std::lock_guard<std::mutex> lock(trust_mu_);
   auto copy = std::make_shared<signing::TrustStore>(*trust_);
   RETURN_IF_ERROR(copy->Revoke(key_id, options_.clock->NowMicros()));
@@ -333,6 +336,7 @@ core::Result<Attestations::Added> Attestations::Store(const std::string& repo, c
 
 core::Result<Attestations::Added> Attestations::Add(std::string_view repo, std::string_view ref,
                                                     std::string_view document) {
+  RETURN_IF_ERROR(RequireAccess(Action::kPush, repo));
   ASSIGN_OR_RETURN(ResolvedVersion version, options_.registry->Resolve(repo, ref));
   std::string name(repo);
   ASSIGN_OR_RETURN(Verified verified, Verify(name, version, document));
@@ -340,6 +344,7 @@ core::Result<Attestations::Added> Attestations::Add(std::string_view repo, std::
 }
 
 core::Result<Attestations::Added> Attestations::Sign(std::string_view repo, std::string_view ref) {
+  RETURN_IF_ERROR(RequireAccess(Action::kPush, repo));
   ASSIGN_OR_RETURN(ResolvedVersion version, options_.registry->Resolve(repo, ref));
   std::string name(repo);
   // ECDSA signatures differ each time: without this check every call would

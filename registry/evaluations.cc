@@ -11,6 +11,7 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "core/random.h"
+#include "registry/access.h"
 #include "registry/internal/blob_read.h"
 #include "registry/internal/keys.h"
 #include "scanner/scanner.h"
@@ -354,6 +355,7 @@ core::Result<JobInfo> Evaluations::Submit(JobInfo job) {
 
 core::Result<JobInfo> Evaluations::SubmitEvaluation(std::string_view repo, std::string_view ref,
                                                     std::string_view spec_json) {
+  RETURN_IF_ERROR(RequireAccess(Action::kPush, repo));
   if (spec_json.size() > kMaxSpecBytes) {
     return core::InvalidArgument("evaluation spec over " + std::to_string(kMaxSpecBytes) + " bytes", "BAD_EVAL_SPEC");
   }
@@ -367,6 +369,7 @@ core::Result<JobInfo> Evaluations::SubmitEvaluation(std::string_view repo, std::
 
 core::Result<JobInfo> Evaluations::SubmitEvaluationByDigest(std::string_view repo, std::string_view ref,
                                                             const core::Digest& spec) {
+  RETURN_IF_ERROR(RequireAccess(Action::kPush, repo));
   auto info = options_.blobs->Stat(spec);
   if (!info.ok()) {
     if (info.status().code() == core::Code::kNotFound) {
@@ -384,6 +387,7 @@ core::Result<JobInfo> Evaluations::SubmitEvaluationByDigest(std::string_view rep
 
 core::Result<JobInfo> Evaluations::SubmitStats(std::string_view repo, std::string_view ref,
                                                std::string_view parent_ref) {
+  RETURN_IF_ERROR(RequireAccess(Action::kPush, repo));
   JobInfo job;
   job.kind = "stats";
   job.repo = std::string(repo);
@@ -421,6 +425,7 @@ core::Result<std::vector<JobInfo>> Evaluations::List(size_t limit) {
 core::Result<JobInfo> Evaluations::Cancel(std::string_view id) {
   std::lock_guard lock(mu_);
   ASSIGN_OR_RETURN(JobInfo job, Load(id));
+  RETURN_IF_ERROR(RequireAccess(Action::kPush, job.repo));
   if (job.finished()) return job;
   job.cancel_requested = true;
   auto running = running_.find(job.id);

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/json.h"
+#include "registry/access.h"
 #include "registry/names.h"
 
 namespace sigil::registry {
@@ -100,12 +101,14 @@ struct RepoRecord {
   int64_t created = 0;
   std::map<std::string, std::string> labels;
   Residency residency;
+  bool anonymous_read = false;
 
   std::string Dump() const {
     return core::DumpJson(
         {{"created", created},
          {"labels", labels},
-         {"residency", {{"region", residency.region}, {"classification", residency.classification}}}});
+         {"residency", {{"region", residency.region}, {"classification", residency.classification}}},
+         {"anonymous_read", anonymous_read}});
   }
   static core::Result<RepoRecord> Parse(std::string_view repo, std::string_view text) {
     Reader r{kReposCf, repo};
@@ -116,6 +119,11 @@ struct RepoRecord {
     ASSIGN_OR_RETURN(auto residency, r.StringMap(o, "residency"));
     rec.residency.region = residency["region"];
     rec.residency.classification = residency["classification"];
+    // Records written before anonymous access existed have no field.
+    if (auto it = o.find("anonymous_read"); it != o.end()) {
+      if (!it->is_boolean()) return Corrupt(kReposCf, repo, "'anonymous_read' is not a boolean");
+      rec.anonymous_read = it->get<bool>();
+    }
     return rec;
   }
 };
@@ -409,6 +417,7 @@ Registry::Registry(RegistryOptions options) : options_(std::move(options)) {}
 core::Result<VersionInfo> Registry::PutVersion(std::string_view repo, std::string_view version,
                                                std::string_view manifest_bytes,
                                                const std::map<std::string, std::string>& labels) {
+  RETURN_IF_ERROR(RequireAccess(Action::kPush, repo));
   RETURN_IF_ERROR(ValidateRepoName(repo));
   RETURN_IF_ERROR(ValidateTag(version));
   RETURN_IF_ERROR(ValidateLabels(labels));
@@ -602,7 +611,7 @@ core::Result<Page<RepoInfo>> Registry::ListRepos(std::string_view page_token, si
     const auto& [name, text] = rows[i];
     ASSIGN_OR_RETURN(RepoRecord rec, RepoRecord::Parse(name, text));
     ASSIGN_OR_RETURN(uint64_t count, CountVersions(options_.meta, name));
-    page.items.push_back({name, rec.created, rec.labels, rec.residency, count});
+    page.items.push_back({name, rec.created, rec.labels, rec.residency, count, rec.anonymous_read});
   }
   if (rows.size() > limit)
     page.next = core::HexEncode(rows[limit - 1].first.data(), rows[limit - 1].first.size());
@@ -613,12 +622,30 @@ core::Result<RepoInfo> Registry::GetRepo(std::string_view repo) {
   RETURN_IF_ERROR(ValidateRepoName(repo));
   ASSIGN_OR_RETURN(RepoRecord rec, LoadRepo(options_.meta, repo));
   ASSIGN_OR_RETURN(uint64_t count, CountVersions(options_.meta, repo));
-  return RepoInfo{std::string(repo), rec.created, rec.labels, rec.residency, count};
+  return RepoInfo{std::string(repo), rec.created, rec.labels, rec.residency, count, rec.anonymous_read};
+}
+
+core::Status Registry::SetAnonymousRead(std::string_view repo, bool allowed) {
+  RETURN_IF_ERROR(RequireAccess(Action::kAdmin, repo));
+  RETURN_IF_ERROR(ValidateRepoName(repo));
+  std::lock_guard write_lock(write_mu_);
+  RepoRecord rec;
+  auto existing = LoadRepo(options_.meta, repo);
+  if (existing.ok()) {
+    rec = std::move(existing).value();
+  } else if (existing.status().code() == core::Code::kNotFound) {
+    rec.created = options_.clock->NowMicros();
+  } else {
+    return existing.status();
+  }
+  rec.anonymous_read = allowed;
+  return options_.meta->Put(kReposCf, repo, rec.Dump());
 }
 
 core::Status Registry::SetRepoMetadata(std::string_view repo,
                                        const std::map<std::string, std::string>& labels,
                                        const Residency& residency) {
+  RETURN_IF_ERROR(RequireAccess(Action::kPush, repo));
   RETURN_IF_ERROR(ValidateRepoName(repo));
   RETURN_IF_ERROR(ValidateLabels(labels));
   // Residency values follow the label value rules (printable, bounded).
@@ -647,6 +674,7 @@ core::Status Registry::SetRepoMetadata(std::string_view repo,
 
 core::Status Registry::SetVersionLabels(std::string_view repo, std::string_view version,
                                         const std::map<std::string, std::string>& labels) {
+  RETURN_IF_ERROR(RequireAccess(Action::kPush, repo));
   RETURN_IF_ERROR(ValidateRepoName(repo));
   RETURN_IF_ERROR(ValidateTag(version));
   RETURN_IF_ERROR(ValidateLabels(labels));
@@ -658,6 +686,7 @@ core::Status Registry::SetVersionLabels(std::string_view repo, std::string_view 
 }
 
 core::Status Registry::SetVersionState(std::string_view repo, std::string_view version, VersionState state) {
+  RETURN_IF_ERROR(RequireAccess(Action::kAdmin, repo));
   RETURN_IF_ERROR(ValidateRepoName(repo));
   RETURN_IF_ERROR(ValidateTag(version));
   std::lock_guard write_lock(write_mu_);
@@ -669,6 +698,7 @@ core::Status Registry::SetVersionState(std::string_view repo, std::string_view v
 
 core::Result<AliasInfo> Registry::SetAlias(std::string_view repo, std::string_view alias,
                                            std::string_view ref) {
+  RETURN_IF_ERROR(RequireAccess(Action::kPromote, repo));
   RETURN_IF_ERROR(ValidateRepoName(repo));
   RETURN_IF_ERROR(ValidateTag(alias));
   std::lock_guard write_lock(write_mu_);
@@ -699,6 +729,7 @@ core::Result<AliasInfo> Registry::GetAlias(std::string_view repo, std::string_vi
 }
 
 core::Status Registry::DeleteAlias(std::string_view repo, std::string_view alias) {
+  RETURN_IF_ERROR(RequireAccess(Action::kDelete, repo));
   RETURN_IF_ERROR(ValidateRepoName(repo));
   RETURN_IF_ERROR(ValidateTag(alias));
   std::lock_guard write_lock(write_mu_);
@@ -720,6 +751,7 @@ core::Result<std::vector<AliasInfo>> Registry::ListAliases(std::string_view repo
 }
 
 core::Status Registry::DeleteVersion(std::string_view repo, std::string_view version) {
+  RETURN_IF_ERROR(RequireAccess(Action::kDelete, repo));
   RETURN_IF_ERROR(ValidateRepoName(repo));
   RETURN_IF_ERROR(ValidateTag(version));
   std::lock_guard write_lock(write_mu_);
@@ -749,6 +781,7 @@ core::Status Registry::DeleteVersion(std::string_view repo, std::string_view ver
 }
 
 core::Result<GcReport> Registry::CollectGarbage() {
+  RETURN_IF_ERROR(RequireAccess(Action::kAdmin, ""));
   // Exclusive: no push is between its blob check and its records, so every
   // blob a version will reference is either referenced already or unchecked.
   std::unique_lock gc_lock(gc_mu_);

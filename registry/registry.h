@@ -2,7 +2,8 @@
 // labels, deletion and garbage collection, over a BlobStore and a MetaStore.
 //
 // Keys (MetaStore column families):
-//   repos      <repo>                      -> {"created", "labels", "residency"}
+//   repos      <repo>                      -> {"created", "labels", "residency",
+//                                              "anonymous_read" (absent: false)}
 //   tags       <repo>\0v\0<version>       -> {"digest", "created", "state", "labels",
 //                                              "size", "total_size"}
 //   tags       <repo>\0a\0<alias>         -> {"digest", "updated", "version"}
@@ -19,6 +20,12 @@
 // TAG_INVALID, LABEL_INVALID, RESIDENCY_INVALID, DIGEST_INVALID (a malformed "sha256:" ref),
 // PAGE_TOKEN_INVALID, LIMIT_INVALID; kNotFound with REPO_UNKNOWN,
 // VERSION_UNKNOWN, ALIAS_UNKNOWN; kDataLoss for damaged records.
+//
+// Access: every state-changing operation calls RequireAccess
+// (registry/access.h) first, so one a route forgot to check is still refused
+// (kPermissionDenied / kUnauthenticated) for the calling thread's principal.
+// Reads (Resolve, List*, Get*) do not check: server threads and writes use
+// them, and api/ checks reads before calling.
 //
 // Thread-safety: all methods may be called concurrently.
 #pragma once
@@ -56,6 +63,8 @@ struct RepoInfo {
   std::map<std::string, std::string> labels;
   Residency residency;
   uint64_t version_count = 0;
+  // Whether anonymous callers may pull from the repository (registry/access.h).
+  bool anonymous_read = false;
 };
 
 struct VersionInfo {
@@ -137,6 +146,9 @@ class Registry {
   // if it has no version yet (so residency can be set before the first push).
   core::Status SetRepoMetadata(std::string_view repo, const std::map<std::string, std::string>& labels,
                                const Residency& residency);
+  // Allows or refuses anonymous pulls, creating the repository if it has no
+  // version yet. Needs the admin role.
+  core::Status SetAnonymousRead(std::string_view repo, bool allowed);
   core::Status SetVersionLabels(std::string_view repo, std::string_view version,
                                 const std::map<std::string, std::string>& labels);
   core::Status SetVersionState(std::string_view repo, std::string_view version, VersionState state);

@@ -1,6 +1,8 @@
 #include "api/config.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 
 #include <nlohmann/json.hpp>
 
@@ -17,6 +19,17 @@ core::Result<uint64_t> ParseSize(const std::string& name, const std::string& tex
   for (char c : text) {
     if (c < '0' || c > '9') return core::InvalidArgument(name + " must be a byte count: " + text);
     v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  return v;
+}
+
+// A decimal number in [min, max] ("0.5", "50").
+core::Result<double> ParseNumber(const std::string& name, const std::string& text, double min, double max) {
+  char* end = nullptr;
+  double v = text.empty() || text.size() > 32 ? -1 : std::strtod(text.c_str(), &end);
+  if (end == nullptr || *end != '\0' || !std::isfinite(v) || v < min || v > max) {
+    return core::InvalidArgument(name + " must be a number in [" + core::DumpJson(min) + ", " +
+                                 core::DumpJson(max) + "], got '" + text + "'");
   }
   return v;
 }
@@ -61,6 +74,15 @@ core::Status Apply(Config* c, const std::string& key, const std::string& value) 
       return core::InvalidArgument("stats_backend must be auto, cpu or cuda");
     }
     c->stats_backend = value;
+  } else if (key == "tls_cert" || key == "tls_key") {
+    if (value.empty()) return core::InvalidArgument(key + " must name a PEM file");
+    (key == "tls_cert" ? c->tls_cert : c->tls_key) = value;
+  } else if (key == "rate_limit") {
+    ASSIGN_OR_RETURN(c->rate_limit, ParseNumber("rate_limit", value, 0, 1e6));
+  } else if (key == "rate_burst") {
+    ASSIGN_OR_RETURN(c->rate_burst, ParseNumber("rate_burst", value, 1, 1e9));
+  } else if (key == "uploads_per_token") {
+    ASSIGN_OR_RETURN(c->uploads_per_token, ParseSize("uploads_per_token", value));
   } else {
     return core::InvalidArgument("unknown setting '" + key + "'");
   }
@@ -75,6 +97,9 @@ const std::map<std::string, std::string>& EnvNames() {
       {"SIGIL_GC_GRACE", "gc_grace"},       {"SIGIL_LOG_ORIGIN", "log_origin"},
       {"SIGIL_EVAL_JOBS", "eval_jobs"},     {"SIGIL_VALIDATOR", "validator"},
       {"SIGIL_STATS_BACKEND", "stats_backend"},
+      {"SIGIL_TLS_CERT", "tls_cert"},       {"SIGIL_TLS_KEY", "tls_key"},
+      {"SIGIL_RATE_LIMIT", "rate_limit"},   {"SIGIL_RATE_BURST", "rate_burst"},
+      {"SIGIL_UPLOADS_PER_TOKEN", "uploads_per_token"},
   };
   return kNames;
 }
@@ -89,6 +114,8 @@ core::Status ApplyFile(Config* c, const std::string& path) {
       value = it.value().get<std::string>();
     } else if (it.value().is_number_unsigned()) {
       value = std::to_string(it.value().get<uint64_t>());
+    } else if (it.value().is_number_float()) {
+      value = core::DumpJson(it.value());
     } else {
       return core::InvalidArgument("config '" + it.key() + "' must be a string or a number");
     }
@@ -152,6 +179,9 @@ core::Result<Config> LoadConfig(const std::vector<std::string>& args,
     core::Status s = Apply(&c, key, value);
     if (!s.ok()) return core::InvalidArgument("--" + name + ": " + s.message());
   }
+  if (c.tls_cert.empty() != c.tls_key.empty()) {
+    return core::InvalidArgument("tls_cert and tls_key go together: set both (HTTPS) or neither");
+  }
   return c;
 }
 
@@ -174,10 +204,18 @@ options (each also from the environment variable shown, or a JSON config file):
   --validator PATH        the sigil-validator worker program (default: beside sigild,
                           or ../validator/ in a build tree)    SIGIL_VALIDATOR
   --stats-backend B       weight statistics on auto|cpu|cuda (default auto) SIGIL_STATS_BACKEND
+  --tls-cert FILE         serve HTTPS with this PEM certificate (chain) SIGIL_TLS_CERT
+  --tls-key FILE          and this PEM private key (both or neither) SIGIL_TLS_KEY
+  --rate-limit N          requests per second per token or anonymous IP
+                          (default 50; 0: no limit)            SIGIL_RATE_LIMIT
+  --rate-burst N          requests allowed at once (default 100) SIGIL_RATE_BURST
+  --uploads-per-token N   open upload sessions per token or anonymous IP
+                          (default 8; 0: no limit)             SIGIL_UPLOADS_PER_TOKEN
   -h, --help              this text
 
 Config file keys: data, listen, threads, chunk_max, session_max,
-upload_expiry, gc_grace, log_origin, eval_jobs, validator, stats_backend. Durations look like 30s, 15m, 24h, 7d.
+upload_expiry, gc_grace, log_origin, eval_jobs, validator, stats_backend,
+tls_cert, tls_key, rate_limit, rate_burst, uploads_per_token. Durations look like 30s, 15m, 24h, 7d.
 Later sources win: defaults < config file < environment < flags.
 Server keys live in DATA/keys (created on first start; encrypted when
 SIGIL_KEY_PASSPHRASE is set), the trust store in DATA/trust.json.

@@ -29,6 +29,14 @@ struct Config {
   std::string validator;
   // Weight statistics: "auto" (CUDA when a GPU is present), "cpu", "cuda".
   std::string stats_backend = "auto";
+  // HTTPS: a PEM certificate (chain) and its private key; both or neither.
+  std::string tls_cert;
+  std::string tls_key;
+  // Per-caller limits (api/rate_limit.h): requests per second (0: off),
+  // burst, and open upload sessions (0: off).
+  double rate_limit = 50;
+  double rate_burst = 100;
+  uint64_t uploads_per_token = 8;
   bool show_help = false;
 };
 

@@ -246,6 +246,8 @@ int Run(int argc, char** argv) {
   server_options.threads = config->threads;
   // Room for the largest chunk plus its request line and headers.
   server_options.max_request_size = config->chunk_max + (64 << 10);
+  server_options.tls_cert = config->tls_cert;
+  server_options.tls_key = config->tls_key;
   Server server(&service, &metrics, server_options);
   s = server.Start();
   if (!s.ok()) {
@@ -253,7 +255,8 @@ int Run(int argc, char** argv) {
     return 1;
   }
   Housekeeper housekeeper(&uploads, blobs->get(), &metrics);
-  SIGIL_LOG(kInfo) << "sigild listening on http://" << config->host << ":" << server.port()
+  SIGIL_LOG(kInfo) << "sigild listening on " << (config->tls_cert.empty() ? "http" : "https") << "://"
+                   << config->host << ":" << server.port()
                    << " with data in " << data;
 
   SIGIL_LOG(kInfo) << "transparency log " << (*log)->origin() << " at size " << (*log)->Size()

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <condition_variable>
 #include <deque>
+#include <future>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -47,6 +48,8 @@ struct SendJob {
   uint64_t offset = 0;
   uint64_t length = 0;
   bool close_after = false;
+  // HTTPS: the bytes go through Pistache, which encrypts them.
+  std::shared_ptr<Tcp::Peer> tls_peer;
 };
 
 // Waits until the non-blocking socket is writable; false on timeout/hangup.
@@ -111,6 +114,44 @@ bool SendBody(SendJob& job, Metrics* metrics) {
   return true;
 }
 
+// Hands bytes to Pistache, which encrypts and writes them on the
+// connection's reactor thread, and waits until they are written: one piece
+// in flight per download keeps a slow reader from filling memory.
+bool PeerSend(Tcp::Peer& peer, std::string bytes) {
+  auto written = std::make_shared<std::promise<bool>>();
+  std::future<bool> done = written->get_future();
+  const size_t n = bytes.size();
+  try {
+    peer.send(RawBuffer(std::move(bytes), n))
+        .then([written](ssize_t) { written->set_value(true); },
+              [written](std::exception_ptr) { written->set_value(false); });
+  } catch (const std::exception&) {
+    return false;
+  }
+  if (done.wait_for(std::chrono::milliseconds(kSendIdleTimeoutMs)) != std::future_status::ready) {
+    return false;
+  }
+  return done.get();
+}
+
+bool SendTls(SendJob& job, Metrics* metrics) {
+  if (!PeerSend(*job.tls_peer, job.head)) return false;
+  if (job.file == nullptr) return true;
+  uint64_t remaining = job.length;
+  uint64_t offset = job.offset;
+  while (remaining > 0) {
+    std::string buf(static_cast<size_t>(std::min<uint64_t>(remaining, 1 << 20)), '\0');
+    auto n = job.file->ReadAt(offset, buf.data(), buf.size());
+    if (!n.ok() || *n == 0) return false;
+    buf.resize(*n);
+    if (!PeerSend(*job.tls_peer, std::move(buf))) return false;
+    metrics->AddBytesOut(*n);
+    offset += *n;
+    remaining -= *n;
+  }
+  return true;
+}
+
 class SenderPool {
  public:
   SenderPool(Metrics* metrics, int threads) : metrics_(metrics) {
@@ -144,8 +185,13 @@ class SenderPool {
         job = std::move(queue_.front());
         queue_.pop_front();
       }
-      bool ok = WriteFully(job.socket.get(), job.head.data(), job.head.size(), metrics_, false);
-      if (ok && job.file != nullptr) ok = SendBody(job, metrics_);
+      bool ok = false;
+      if (job.tls_peer != nullptr) {
+        ok = SendTls(job, metrics_);
+      } else {
+        ok = WriteFully(job.socket.get(), job.head.data(), job.head.size(), metrics_, false);
+        if (ok && job.file != nullptr) ok = SendBody(job, metrics_);
+      }
       // On failure the connection is unusable (a partial response): close it
       // for Pistache too, which then frees the peer.
       if (!ok || job.close_after) ::shutdown(job.socket.get(), SHUT_RDWR);
@@ -186,8 +232,8 @@ class Handler : public Http::Handler {
  public:
   HTTP_PROTOTYPE(Handler)
 
-  Handler(Service* service, Metrics* metrics, SenderPool* sender)
-      : service_(service), metrics_(metrics), sender_(sender) {}
+  Handler(Service* service, Metrics* metrics, SenderPool* sender, bool tls)
+      : service_(service), metrics_(metrics), sender_(sender), tls_(tls) {}
 
   void onRequest(const Http::Request& req, Http::ResponseWriter writer) override {
     HttpRequest request;
@@ -256,6 +302,7 @@ class Handler : public Http::Handler {
     SendJob job;
     job.socket.Reset(::dup(peer->fd()));
     if (!job.socket.valid()) return;
+    if (tls_) job.tls_peer = peer;
     std::string head = "HTTP/1.1 " + std::to_string(response.status) + " " +
                        ReasonPhrase(response.status) + "\r\n";
     head += "Content-Type: " + response.content_type + "\r\n";
@@ -277,6 +324,7 @@ class Handler : public Http::Handler {
   Service* service_;
   Metrics* metrics_;
   SenderPool* sender_;
+  bool tls_;
 };
 
 }  // namespace
@@ -299,6 +347,20 @@ Server::Server(Service* service, Metrics* metrics, ServerOptions options)
 Server::~Server() { Shutdown(); }
 
 core::Status Server::Start() {
+  const ServerOptions& o = impl_->options;
+  const bool tls = !o.tls_cert.empty() || !o.tls_key.empty();
+  if (tls) {
+    if (o.tls_cert.empty() || o.tls_key.empty()) {
+      return core::InvalidArgument("TLS needs both a certificate and a key");
+    }
+    // Pistache's own messages for these are OpenSSL error strings.
+    for (const auto& [what, path] : {std::pair{"certificate", o.tls_cert}, std::pair{"key", o.tls_key}}) {
+      auto text = core::ReadFile(path, 1 << 20);
+      if (!text.ok()) {
+        return core::InvalidArgument(std::string("TLS ") + what + " " + path + ": " + text.status().message());
+      }
+    }
+  }
   try {
     Address address(impl_->options.host, Port(impl_->options.port));
     impl_->sender = std::make_unique<SenderPool>(impl_->metrics, impl_->options.sender_threads);
@@ -313,7 +375,23 @@ core::Status Server::Start() {
                     .keepaliveTimeout(std::chrono::seconds(120));
     impl_->endpoint->init(opts);
     impl_->endpoint->setHandler(
-        std::make_shared<Handler>(impl_->service, impl_->metrics, impl_->sender.get()));
+        std::make_shared<Handler>(impl_->service, impl_->metrics, impl_->sender.get(), tls));
+    if (tls) {
+      try {
+        // No passphrase callback: OpenSSL's default would prompt on a
+        // terminal; an encrypted key fails to load instead.
+        impl_->endpoint->useSSL(o.tls_cert, o.tls_key, false,
+                                [](char*, int, int, void*) { return 0; });
+      } catch (const std::exception& e) {
+        impl_->endpoint.reset();
+        impl_->sender.reset();
+        std::string why = e.what();
+        while (!why.empty() && std::isspace(static_cast<unsigned char>(why.back()))) why.pop_back();
+        return core::InvalidArgument("TLS certificate " + o.tls_cert + " and key " + o.tls_key +
+                                     " cannot be used (PEM files, the key unencrypted and matching the "
+                                     "certificate): " + why);
+      }
+    }
     impl_->endpoint->serveThreaded();
   } catch (const std::exception& e) {
     impl_->endpoint.reset();

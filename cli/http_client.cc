@@ -19,6 +19,9 @@ using core::Status;
 
 std::once_flag g_curl_init;
 
+std::mutex g_default_ca_mu;
+std::string g_default_ca;
+
 struct CurlSlistDeleter {
   void operator()(curl_slist* list) const { curl_slist_free_all(list); }
 };
@@ -113,6 +116,16 @@ Code CodeForHttp(long status) {
 
 }  // namespace
 
+void SetDefaultCaFile(std::string path) {
+  std::lock_guard<std::mutex> lock(g_default_ca_mu);
+  g_default_ca = std::move(path);
+}
+
+std::string DefaultCaFile() {
+  std::lock_guard<std::mutex> lock(g_default_ca_mu);
+  return g_default_ca;
+}
+
 std::string HttpResponse::Header(const std::string& name) const {
   auto it = headers.find(name);
   return it == headers.end() ? std::string() : it->second;
@@ -163,6 +176,13 @@ core::Result<HttpResponse> HttpClient::Perform(const HttpRequest& request) {
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &OnBody);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
   curl_easy_setopt(curl, CURLOPT_USERAGENT, "sigil");
+  // Verification stays on whatever the CA: a server must prove its name.
+  const std::string ca_file = options_.ca_file.empty() ? DefaultCaFile() : options_.ca_file;
+  if (!ca_file.empty()) curl_easy_setopt(curl, CURLOPT_CAINFO, ca_file.c_str());
+  curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
+  char curl_error[CURL_ERROR_SIZE] = {};
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, curl_error);
   if (request.on_upload_progress) {
     curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &OnProgress);
@@ -202,8 +222,10 @@ core::Result<HttpResponse> HttpClient::Perform(const HttpRequest& request) {
 
   CURLcode rc = curl_easy_perform(curl);
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
-  // Unset the list before it is freed: the handle outlives this call.
+  // Unset the list and the error buffer before they are freed: the handle
+  // outlives this call.
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
   if (response.status == 413) {
     // Pistache answers an oversized request early and then reads the rest
     // of its body as further requests: that connection's answers can no
@@ -217,8 +239,20 @@ core::Result<HttpResponse> HttpClient::Perform(const HttpRequest& request) {
       return core::ResourceExhausted(m + " " + request.path + ": answer larger than " +
                                      std::to_string(options_.max_body_bytes) + " bytes");
     }
+    std::string why = curl_error[0] != '\0' ? curl_error : curl_easy_strerror(rc);
+    if (rc == CURLE_PEER_FAILED_VERIFICATION) {
+      // Retrying cannot help: the certificate or the trusted CAs must change.
+      return Status(Code::kFailedPrecondition,
+                    url + ": the server's TLS certificate is not trusted (" + why +
+                        "); name the CA that signed it with --cacert FILE or $SIGIL_CACERT",
+                    "TLS_VERIFY_FAILED");
+    }
+    if (rc == CURLE_SSL_CACERT_BADFILE) {
+      return Status(Code::kInvalidArgument, "CA file '" + ca_file + "' cannot be used: " + why,
+                    "CACERT_INVALID");
+    }
     return Status(Code::kUnavailable,
-                  m + " " + url + ": " + curl_easy_strerror(rc), std::string(kUnreachableReason));
+                  m + " " + url + ": " + why, std::string(kUnreachableReason));
   }
   return response;
 }

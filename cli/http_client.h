@@ -11,10 +11,17 @@
 // an oversized request before reading its body, then parses the rest of the
 // body as further requests, so that connection cannot be reused.
 //
+// https:// servers are always verified (certificate chain and host name),
+// against the system's CA store or the CA file of HttpOptions::ca_file (or
+// SetDefaultCaFile); there is no way to turn verification off.
+//
 // Errors: Perform() fails only when no HTTP answer came back (connection
 // refused or reset, timeout, stall): kUnavailable with reason
-// "SERVER_UNREACHABLE"; or when the caller's sink refused bytes (its own
-// Status). Any HTTP status, 4xx and 5xx included, is a successful Perform();
+// "SERVER_UNREACHABLE"; an https:// server whose certificate is not trusted:
+// kFailedPrecondition with reason "TLS_VERIFY_FAILED" (not retried); a CA
+// file that cannot be used: kInvalidArgument with reason "CACERT_INVALID";
+// or when the caller's sink refused bytes (its own Status). Any HTTP status,
+// 4xx and 5xx included, is a successful Perform();
 // ErrorFromResponse() turns a non-2xx answer into a Status from the server's
 // JSON error body.
 #pragma once
@@ -66,7 +73,16 @@ struct HttpOptions {
   std::chrono::seconds stall_seconds{30};
   // Largest non-sink body kept in memory (JSON answers, error bodies).
   size_t max_body_bytes = 64 << 20;
+  // PEM file of the CA certificates that https:// servers are verified
+  // against instead of the system's; empty: the default CA file (below), if
+  // any, else the system's.
+  std::string ca_file = {};
 };
+
+// The CA file of clients whose options name none. sigil's main sets it from
+// --cacert or $SIGIL_CACERT before it makes any client. Thread-safe.
+void SetDefaultCaFile(std::string path);
+std::string DefaultCaFile();
 
 class HttpClient {
  public:

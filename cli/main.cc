@@ -1,11 +1,14 @@
 // sigil: the command-line client of sigild. Parses arguments, runs one
 // command from sigil_cli, prints its result, and maps failures to exit codes.
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -110,6 +113,9 @@ contain '/' and '.'; the ':' after the last '/' starts the tag.
 Options (anywhere on the line):
   --server URL            server address (default $SIGIL_SERVER, else
                           http://127.0.0.1:7070)
+  --cacert FILE           PEM CA certificate(s) to verify an https:// server
+                          with instead of the system's (default $SIGIL_CACERT);
+                          verification is never turned off
   --json                  machine-readable output on stdout
   --jobs N                parallel transfers (default 3)
   --retry-time SECONDS    how long to retry an unreachable or failing (5xx)
@@ -199,6 +205,8 @@ std::optional<int> ParseInt(const std::string& text, int min, int max) {
 std::optional<int> ParseArgs(int argc, char** argv, Args* args) {
   const char* env = std::getenv("SIGIL_SERVER");
   args->server = env != nullptr && env[0] != '\0' ? env : std::string(kDefaultServer);
+  const char* cacert_env = std::getenv("SIGIL_CACERT");
+  std::string cacert = cacert_env != nullptr ? cacert_env : "";
   bool options_done = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -228,6 +236,10 @@ std::optional<int> ParseArgs(int argc, char** argv, Args* args) {
       auto v = value("--server");
       if (!v || v->empty()) return Usage("--server needs a URL");
       args->server = *v;
+    } else if (is("--cacert")) {
+      auto v = value("--cacert");
+      if (!v || v->empty()) return Usage("--cacert needs a PEM file");
+      cacert = *v;
     } else if (is("--label")) {
       auto v = value("--label");
       if (!v) return Usage("--label needs KEY=VALUE");
@@ -260,6 +272,12 @@ std::optional<int> ParseArgs(int argc, char** argv, Args* args) {
     return Usage("--server must start with http:// or https://");
   }
   while (!args->server.empty() && args->server.back() == '/') args->server.pop_back();
+  if (!cacert.empty()) {
+    if (::access(cacert.c_str(), R_OK) != 0) {
+      return Usage("--cacert " + cacert + ": " + std::strerror(errno));
+    }
+    SetDefaultCaFile(cacert);
+  }
   return std::nullopt;
 }
 

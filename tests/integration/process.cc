@@ -78,7 +78,9 @@ bool Sigild::Start(std::chrono::seconds timeout) {
   }
   if (pid < 0) return false;
   pid_ = pid;
-  cli::HttpClient http(url());
+  cli::HttpOptions http_options;
+  http_options.ca_file = ca_file_;
+  cli::HttpClient http(url(), http_options);
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     int status = 0;

@@ -29,14 +29,21 @@ class Sigild {
   // SIGTERM and wait.
   void Stop();
 
+  // For a sigild started with --tls-cert/--tls-key: url() is https:// and
+  // Start() checks its health trusting ca_file.
+  void UseTls(std::string ca_file) { ca_file_ = std::move(ca_file); }
+
   int port() const { return port_; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string url() const {
+    return (ca_file_.empty() ? "http" : "https") + std::string("://127.0.0.1:") + std::to_string(port_);
+  }
   std::string log() const;
 
  private:
   std::string data_dir_;
   std::vector<std::string> extra_args_;
   int port_;
+  std::string ca_file_;
   pid_t pid_ = -1;
 };
 

@@ -21,6 +21,10 @@ int64_t RefillMicros(const LimitOptions& o) {
 
 }  // namespace
 
+std::string LimitKey(const std::string& token_id, const std::string& remote_address) {
+  return token_id.empty() ? "anon:" + remote_address : "token:" + token_id;
+}
+
 RateLimiter::RateLimiter(LimitOptions o, core::Clock* clock)
     : options_(std::move(o)), clock_(clock), refill_micros_(RefillMicros(options_)) {}
 

@@ -46,6 +46,11 @@ struct LimitOptions {
   std::function<bool(const std::string& session_id)> upload_alive = nullptr;
 };
 
+// The key of a caller: "token:<id>" for an authenticated token, else
+// "anon:<address>" (behind a proxy, the proxy's address: every anonymous
+// caller shares it).
+std::string LimitKey(const std::string& token_id, const std::string& remote_address);
+
 class RateLimiter {
  public:
   // clock must outlive the limiter.

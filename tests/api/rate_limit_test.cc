@@ -66,6 +66,11 @@ TEST_CASE("Retry-After rounds the wait for one token up to whole seconds", "[api
   }
 }
 
+TEST_CASE("callers are keyed by token id, else by address", "[api][rate_limit]") {
+  CHECK(LimitKey("0123456789abcdef", "10.0.0.7") == "token:0123456789abcdef");
+  CHECK(LimitKey("", "10.0.0.7") == "anon:10.0.0.7");
+}
+
 TEST_CASE("a rate of 0 turns request limiting off", "[api][rate_limit]") {
   core::ManualClock clock;
   RateLimiter limiter(Limits(0, 1), &clock);

@@ -83,6 +83,12 @@ core::Status Apply(Config* c, const std::string& key, const std::string& value) 
     ASSIGN_OR_RETURN(c->rate_burst, ParseNumber("rate_burst", value, 1, 1e9));
   } else if (key == "uploads_per_token") {
     ASSIGN_OR_RETURN(c->uploads_per_token, ParseSize("uploads_per_token", value));
+  } else if (key == "auth") {
+    if (value != "on" && value != "off") return core::InvalidArgument("auth must be on or off");
+    c->auth = value;
+  } else if (key == "bootstrap_token_file") {
+    if (value.empty()) return core::InvalidArgument("bootstrap_token_file must name a file");
+    c->bootstrap_token_file = value;
   } else {
     return core::InvalidArgument("unknown setting '" + key + "'");
   }
@@ -97,6 +103,7 @@ const std::map<std::string, std::string>& EnvNames() {
       {"SIGIL_GC_GRACE", "gc_grace"},       {"SIGIL_LOG_ORIGIN", "log_origin"},
       {"SIGIL_EVAL_JOBS", "eval_jobs"},     {"SIGIL_VALIDATOR", "validator"},
       {"SIGIL_STATS_BACKEND", "stats_backend"},
+      {"SIGIL_AUTH", "auth"},               {"SIGIL_BOOTSTRAP_TOKEN_FILE", "bootstrap_token_file"},
       {"SIGIL_TLS_CERT", "tls_cert"},       {"SIGIL_TLS_KEY", "tls_key"},
       {"SIGIL_RATE_LIMIT", "rate_limit"},   {"SIGIL_RATE_BURST", "rate_burst"},
       {"SIGIL_UPLOADS_PER_TOKEN", "uploads_per_token"},
@@ -211,11 +218,17 @@ options (each also from the environment variable shown, or a JSON config file):
   --rate-burst N          requests allowed at once (default 100) SIGIL_RATE_BURST
   --uploads-per-token N   open upload sessions per token or anonymous IP
                           (default 8; 0: no limit)             SIGIL_UPLOADS_PER_TOKEN
+  --auth on|off           require API tokens (default on; off: no
+                          authentication at all, single user)  SIGIL_AUTH
+  --bootstrap-token-file F  the first admin token (imported when no admin
+                          token exists); without it one is made, printed once
+                          and written to DATA/bootstrap-token  SIGIL_BOOTSTRAP_TOKEN_FILE
   -h, --help              this text
 
 Config file keys: data, listen, threads, chunk_max, session_max,
 upload_expiry, gc_grace, log_origin, eval_jobs, validator, stats_backend,
-tls_cert, tls_key, rate_limit, rate_burst, uploads_per_token. Durations look like 30s, 15m, 24h, 7d.
+tls_cert, tls_key, rate_limit, rate_burst, uploads_per_token, auth,
+bootstrap_token_file. Durations look like 30s, 15m, 24h, 7d.
 Later sources win: defaults < config file < environment < flags.
 Server keys live in DATA/keys (created on first start; encrypted when
 SIGIL_KEY_PASSPHRASE is set), the trust store in DATA/trust.json.

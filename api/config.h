@@ -37,6 +37,14 @@ struct Config {
   double rate_limit = 50;
   double rate_burst = 100;
   uint64_t uploads_per_token = 8;
+  // Authentication: "on" (every request needs a token, except health,
+  // metrics, the log checkpoint and the server keys) or "off" (none at all:
+  // a single-user laptop).
+  std::string auth = "on";
+  // A file holding the first admin token, imported as "bootstrap" when no
+  // live admin token exists; without it sigild makes one, prints it once
+  // and writes it to DATA/bootstrap-token (0600).
+  std::string bootstrap_token_file;
   bool show_help = false;
 };
 

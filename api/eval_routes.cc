@@ -101,7 +101,12 @@ HttpResponse Service::Jobs(const HttpRequest& request, const std::vector<std::st
     auto jobs = options_.evaluations->List(kMaxJobList);
     if (!jobs.ok()) return ErrorResponse(jobs.status());
     Json list = Json::array();
+    // Only the jobs of repositories the caller may pull.
+    const registry::Principal* principal = registry::PrincipalScope::Current();
     for (const auto& job : *jobs) {
+      if (principal != nullptr && !registry::Authorize(*principal, registry::Action::kPull, job.repo).ok()) {
+        continue;
+      }
       Json j = registry::JobToJson(job);
       j.erase("result");  // GET /api/v1/jobs/{id} has it
       list.push_back(std::move(j));

@@ -30,6 +30,18 @@ bool PercentDecode(std::string_view in, std::string* out) {
   return true;
 }
 
+std::vector<std::string> SplitPath(std::string_view path) {
+  std::vector<std::string> parts;
+  size_t i = 0;
+  while (i <= path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    parts.emplace_back(path.substr(i, j - i));
+    i = j + 1;
+  }
+  return parts;
+}
+
 std::map<std::string, std::string> ParseQuery(std::string_view raw) {
   std::map<std::string, std::string> out;
   size_t i = 0;

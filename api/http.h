@@ -45,6 +45,8 @@ struct HttpResponse {
 // Splits a raw query string ("a=1&b=x%20y") into decoded pairs; a repeated
 // key keeps its last value.
 std::map<std::string, std::string> ParseQuery(std::string_view raw);
+// Splits at '/' ("a//b" -> "a", "", "b"; "" -> one empty part).
+std::vector<std::string> SplitPath(std::string_view path);
 // Decodes %XX escapes ('+' stays '+'). Fails on a malformed escape.
 bool PercentDecode(std::string_view in, std::string* out);
 

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -21,6 +22,7 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "attest/transparency_log.h"
+#include "registry/access.h"
 #include "registry/attestations.h"
 #include "registry/registry.h"
 #include "registry/evaluations.h"
@@ -100,6 +102,37 @@ class Housekeeper {
   bool stop_ = false;
   std::thread thread_;
 };
+
+// The first admin token, when no live admin token exists: the one in
+// bootstrap_token_file, else a new one, shown once on stderr and written to
+// DATA/bootstrap-token (0600) for an operator who started sigild in the
+// background.
+core::Status BootstrapAdmin(registry::AccessControl* access, const Config& config) {
+  ASSIGN_OR_RETURN(bool has_admin, access->HasAdmin());
+  if (has_admin) return core::OkStatus();
+  if (!config.bootstrap_token_file.empty()) {
+    ASSIGN_OR_RETURN(std::string text, core::ReadFile(config.bootstrap_token_file, 4096));
+    size_t b = text.find_first_not_of(" \t\r\n");
+    size_t e = text.find_last_not_of(" \t\r\n");
+    std::string token = b == std::string::npos ? std::string() : text.substr(b, e - b + 1);
+    auto imported = access->ImportToken("bootstrap", token);
+    if (!imported.ok()) return imported.status().Annotate(config.bootstrap_token_file);
+    SIGIL_LOG(kInfo) << "admin token 'bootstrap' imported from " << config.bootstrap_token_file;
+    return core::OkStatus();
+  }
+  registry::NewToken spec;
+  spec.name = "bootstrap";
+  spec.role = registry::Role::kAdmin;
+  spec.repos = {"**"};
+  ASSIGN_OR_RETURN(registry::CreatedToken created, access->CreateToken(spec, "bootstrap"));
+  std::string path = core::JoinPath(config.data_dir, "bootstrap-token");
+  RETURN_IF_ERROR(core::WriteFileAtomic(path, created.token + "\n", 0600));
+  std::fprintf(stderr,
+               "bootstrap admin token (shown once): %s\n"
+               "  also written to %s (mode 0600): store it elsewhere, then delete that file\n",
+               created.token.c_str(), path.c_str());
+  return core::OkStatus();
+}
 
 int Run(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
@@ -227,6 +260,26 @@ int Run(int argc, char** argv) {
     return 1;
   }
 
+  std::unique_ptr<registry::AccessControl> access;
+  if (config->auth == "off") {
+    SIGIL_LOG(kWarn) << "auth is off: every request is served without a token (single-user setups only)";
+  } else {
+    registry::AccessOptions access_options;
+    access_options.meta = meta->get();
+    access_options.log = log->get();
+    auto opened = registry::AccessControl::Open(access_options);
+    if (!opened.ok()) {
+      std::fprintf(stderr, "sigild: access control: %s\n", opened.status().ToString().c_str());
+      return 1;
+    }
+    access = std::move(*opened);
+    s = BootstrapAdmin(access.get(), *config);
+    if (!s.ok()) {
+      std::fprintf(stderr, "sigild: bootstrap token: %s\n", s.ToString().c_str());
+      return 1;
+    }
+  }
+
   Metrics metrics;
   ServiceOptions service_options;
   service_options.registry = &registry;
@@ -238,6 +291,7 @@ int Run(int argc, char** argv) {
   service_options.log = log->get();
   service_options.scanning = scanning->get();
   service_options.evaluations = evaluations->get();
+  service_options.access = access.get();
   Service service(service_options);
 
   ServerOptions server_options;

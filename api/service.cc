@@ -40,18 +40,6 @@ HttpResponse NoContent() {
   return r;
 }
 
-std::vector<std::string> SplitPath(std::string_view path) {
-  std::vector<std::string> parts;
-  size_t i = 0;
-  while (i <= path.size()) {
-    size_t j = path.find('/', i);
-    if (j == std::string_view::npos) j = path.size();
-    parts.emplace_back(path.substr(i, j - i));
-    i = j + 1;
-  }
-  return parts;
-}
-
 Json LabelsJson(const std::map<std::string, std::string>& labels) {
   Json out = Json::object();
   for (const auto& [k, v] : labels) out[k] = v;
@@ -65,7 +53,8 @@ Json RepoJson(const registry::RepoInfo& repo) {
               {"residency",
                {{"region", repo.residency.region},
                 {"classification", repo.residency.classification}}},
-              {"versions", repo.version_count}};
+              {"versions", repo.version_count},
+              {"anonymous_read", repo.anonymous_read}};
 }
 
 Json VersionJson(const registry::VersionInfo& v) {
@@ -190,9 +179,31 @@ HttpResponse ErrorResponse(const core::Status& status) {
   return r;
 }
 
-HttpResponse Service::Handle(const HttpRequest& request, std::string* route) {
-  std::string unused;
-  if (route == nullptr) route = &unused;
+core::Result<ModelPath> ParseModelPath(std::string_view components) {
+  std::vector<std::string> decoded;
+  for (const std::string& part : SplitPath(components)) {
+    std::string d;
+    if (!PercentDecode(part, &d)) {
+      return core::InvalidArgument("malformed escape in path", "PATH_INVALID");
+    }
+    decoded.push_back(std::move(d));
+  }
+  size_t k = 0;
+  while (k < decoded.size() && decoded[k] != "versions" && decoded[k] != "aliases" &&
+         decoded[k] != "labels" && !(decoded[k] == "access" && k > 0 && k + 1 == decoded.size())) {
+    ++k;
+  }
+  ModelPath out;
+  for (size_t i = 0; i < k; ++i) {
+    if (i > 0) out.repo += "/";
+    out.repo += decoded[i];
+  }
+  if (out.repo.empty()) return core::InvalidArgument("missing repository name", "NAME_INVALID");
+  out.rest.assign(decoded.begin() + static_cast<std::ptrdiff_t>(k), decoded.end());
+  return out;
+}
+
+HttpResponse Service::Dispatch(const HttpRequest& request, std::string* route) {
   *route = "unknown";
   const std::string& p = request.path;
   if (p == "/healthz" || p == "/readyz" || p == "/metrics") {
@@ -236,6 +247,11 @@ HttpResponse Service::Handle(const HttpRequest& request, std::string* route) {
   if (parts[0] == "trust") return Trust(request, parts, route);
   if (parts[0] == "log") return Log(request, parts, route);
   if (parts[0] == "jobs") return Jobs(request, parts, route);
+  if (parts[0] == "tokens") return Tokens(request, parts, route);
+  if (parts[0] == "audit" && parts.size() == 1) {
+    *route = "/api/v1/audit";
+    return Audit(request);
+  }
   return ErrorResponse(core::NotFound("no route for " + p.substr(0, 200), "ROUTE_UNKNOWN"));
 }
 
@@ -411,44 +427,28 @@ HttpResponse Service::Upload(const HttpRequest& request, const std::string& id) 
 }
 
 HttpResponse Service::Models(const HttpRequest& request, std::string* route) {
-  std::vector<std::string> parts =
-      SplitPath(std::string_view(request.path).substr(std::string_view("/api/v1/models").size()));
-  // parts[0] is the empty string before the first '/', when there is one.
-  if (parts.size() == 1 && parts[0].empty()) {
+  std::string_view tail = std::string_view(request.path).substr(std::string_view("/api/v1/models").size());
+  if (tail.empty()) {
     *route = "/api/v1/models";
     return ListRepos(request);
   }
-  if (!parts[0].empty()) {
+  if (tail[0] != '/') {
     return ErrorResponse(core::NotFound("no route for " + request.path.substr(0, 200), "ROUTE_UNKNOWN"));
   }
-  std::vector<std::string> decoded;
-  for (size_t i = 1; i < parts.size(); ++i) {
-    std::string d;
-    if (!PercentDecode(parts[i], &d)) {
-      return ErrorResponse(core::InvalidArgument("malformed escape in path", "PATH_INVALID"));
-    }
-    decoded.push_back(std::move(d));
-  }
-  // The repository is every component before the first route word.
-  size_t k = 0;
-  while (k < decoded.size() && decoded[k] != "versions" && decoded[k] != "aliases" &&
-         decoded[k] != "labels") {
-    ++k;
-  }
-  std::string repo;
-  for (size_t i = 0; i < k; ++i) {
-    if (i > 0) repo += "/";
-    repo += decoded[i];
-  }
-  if (repo.empty()) {
-    return ErrorResponse(core::InvalidArgument("missing repository name", "NAME_INVALID"));
-  }
-  size_t rest = decoded.size() - k;
+  auto parsed = ParseModelPath(tail.substr(1));
+  if (!parsed.ok()) return ErrorResponse(parsed.status());
+  const std::string& repo = parsed->repo;
+  const std::vector<std::string>& decoded = parsed->rest;  // from the first route word
+  size_t rest = decoded.size();
   if (rest == 0) {
     *route = "/api/v1/models/{repo}";
     return Repo(request, repo);
   }
-  const std::string& word = decoded[k];
+  const std::string& word = decoded[0];
+  if (word == "access" && rest == 1) {
+    *route = "/api/v1/models/{repo}/access";
+    return RepoAccess(request, repo);
+  }
   if (word == "labels" && rest == 1) {
     *route = "/api/v1/models/{repo}/labels";
     return RepoLabels(request, repo);
@@ -458,40 +458,40 @@ HttpResponse Service::Models(const HttpRequest& request, std::string* route) {
       *route = "/api/v1/models/{repo}/versions";
       return Versions(request, repo);
     }
-    const std::string& ref = decoded[k + 1];
+    const std::string& ref = decoded[1];
     if (rest == 2) {
       *route = "/api/v1/models/{repo}/versions/{ref}";
       return Version(request, repo, ref);
     }
-    if (rest == 3 && decoded[k + 2] == "manifest") {
+    if (rest == 3 && decoded[2] == "manifest") {
       *route = "/api/v1/models/{repo}/versions/{ref}/manifest";
       return VersionManifest(request, repo, ref);
     }
-    if (rest == 3 && decoded[k + 2] == "scan") {
+    if (rest == 3 && decoded[2] == "scan") {
       *route = "/api/v1/models/{repo}/versions/{ref}/scan";
       return VersionScan(request, repo, ref);
     }
-    if (rest == 3 && decoded[k + 2] == "evaluations") {
+    if (rest == 3 && decoded[2] == "evaluations") {
       *route = "/api/v1/models/{repo}/versions/{ref}/evaluations";
       return VersionEvaluations(request, repo, ref);
     }
-    if (rest == 3 && decoded[k + 2] == "stats") {
+    if (rest == 3 && decoded[2] == "stats") {
       *route = "/api/v1/models/{repo}/versions/{ref}/stats";
       return VersionStats(request, repo, ref);
     }
-    if (rest == 3 && decoded[k + 2] == "labels") {
+    if (rest == 3 && decoded[2] == "labels") {
       *route = "/api/v1/models/{repo}/versions/{ref}/labels";
       return VersionLabels(request, repo, ref);
     }
-    if (rest == 3 && (decoded[k + 2] == "attestations" || decoded[k + 2] == "sign" ||
-                      decoded[k + 2] == "evidence")) {
-      return VersionAttestationRoute(request, repo, ref, decoded[k + 2], route);
+    if (rest == 3 && (decoded[2] == "attestations" || decoded[2] == "sign" ||
+                      decoded[2] == "evidence")) {
+      return VersionAttestationRoute(request, repo, ref, decoded[2], route);
     }
-    if (rest >= 4 && decoded[k + 2] == "files") {
+    if (rest >= 4 && decoded[2] == "files") {
       *route = "/api/v1/models/{repo}/versions/{ref}/files/{path}";
       std::string path;
-      for (size_t i = k + 3; i < decoded.size(); ++i) {
-        if (i > k + 3) path += "/";
+      for (size_t i = 3; i < decoded.size(); ++i) {
+        if (i > 3) path += "/";
         path += decoded[i];
       }
       return File(request, repo, ref, path);
@@ -504,7 +504,7 @@ HttpResponse Service::Models(const HttpRequest& request, std::string* route) {
     }
     if (rest == 2) {
       *route = "/api/v1/models/{repo}/aliases/{alias}";
-      return Alias(request, repo, decoded[k + 1]);
+      return Alias(request, repo, decoded[1]);
     }
   }
   return ErrorResponse(core::NotFound("no route for " + request.path.substr(0, 200), "ROUTE_UNKNOWN"));
@@ -517,7 +517,15 @@ HttpResponse Service::ListRepos(const HttpRequest& request) {
   auto page = options_.registry->ListRepos(QueryValue(request, "page"), *limit);
   if (!page.ok()) return ErrorResponse(page.status());
   Json repos = Json::array();
-  for (const auto& repo : page->items) repos.push_back(RepoJson(repo));
+  // Only the repositories the caller may pull (a page may come out short).
+  const registry::Principal* principal = registry::PrincipalScope::Current();
+  for (const auto& repo : page->items) {
+    if (principal != nullptr &&
+        !registry::Authorize(*principal, registry::Action::kPull, repo.name, repo.anonymous_read).ok()) {
+      continue;
+    }
+    repos.push_back(RepoJson(repo));
+  }
   return JsonResponse(200, Json{{"repositories", repos}, {"next", page->next}});
 }
 

@@ -5,6 +5,7 @@
 // Thread-safety: Handle may be called from many threads at once.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "core/json.h"
 #include "core/status.h"
 #include "registry/attestations.h"
+#include "registry/access.h"
 #include "registry/evaluations.h"
 #include "registry/registry.h"
 #include "registry/scanning.h"
@@ -40,6 +42,30 @@ struct ServiceOptions {
   // Evaluation and statistics jobs; without it those routes answer 503
   // EVALUATIONS_UNAVAILABLE.
   registry::Evaluations* evaluations = nullptr;
+  // Tokens, roles and the audit log (docs/api.md "Access control and
+  // audit"). nullptr: no authentication at all (every request is served as
+  // the server's own, and the token and audit routes answer 503
+  // ACCESS_CONTROL_UNAVAILABLE).
+  registry::AccessControl* access = nullptr;
+  // Optional, with access: called for every authenticated or anonymous
+  // request (not the exempt routes) before authorization; a non-OK Status
+  // (say kResourceExhausted RATE_LIMITED from a rate limiter) is answered
+  // instead of the route, and audited as refused.
+  std::function<core::Status(const registry::Principal& principal, const HttpRequest& request)> admit =
+      nullptr;
+};
+
+// What a request needs from access control: decided from the method and the
+// path alone, before the route runs.
+struct RouteAccess {
+  std::string route = "unknown";  // the route's template, as for metrics
+  bool exempt = false;            // served without authentication
+  registry::Action action = registry::Action::kPull;
+  // The repository the action is on; empty for routes on no repository
+  // (blobs, uploads, tokens, trust, GC): the role alone decides.
+  std::string repository;
+  std::string audit_action;  // "push", "token.create", ...
+  std::string target;        // "repo:ref", "repo", "token:name", or the path
 };
 
 class Service {
@@ -47,10 +73,27 @@ class Service {
   explicit Service(ServiceOptions options) : options_(options) {}
 
   // Routes one request. *route receives the route's template for metrics
-  // ("/api/v1/blobs/{digest}"), or "unknown".
+  // ("/api/v1/blobs/{digest}"), or "unknown". With access control, the
+  // request is authenticated and authorized here, for every route, before
+  // it runs (inside a registry::PrincipalScope), and audited after.
   HttpResponse Handle(const HttpRequest& request, std::string* route);
 
+  // The access every route of docs/api.md needs (one table, access_routes.cc).
+  RouteAccess Classify(const HttpRequest& request) const;
+
  private:
+  // Routes one request without access control.
+  HttpResponse Dispatch(const HttpRequest& request, std::string* route);
+  // access_routes.cc
+  HttpResponse Tokens(const HttpRequest& request, const std::vector<std::string>& parts,
+                      std::string* route);
+  HttpResponse Audit(const HttpRequest& request);
+  HttpResponse RepoAccess(const HttpRequest& request, const std::string& repo);
+  // Appends the audit entry of a finished request; a failure is logged.
+  void RecordAudit(const HttpRequest& request, const RouteAccess& access,
+                   const registry::Principal& principal, const HttpResponse& response,
+                   const std::string& refusal_reason, const std::string& principal_name);
+
   HttpResponse Health(const HttpRequest& request, const std::string& which);
   HttpResponse Blob(const HttpRequest& request, const std::string& digest);
   HttpResponse Uploads(const HttpRequest& request);
@@ -96,6 +139,17 @@ class Service {
 
   ServiceOptions options_;
 };
+
+// A /api/v1/models/... path split (after "/api/v1/models/"): the decoded
+// repository (every component before the first route word) and the decoded
+// components after it. "access" is a route word only as the last component.
+struct ModelPath {
+  std::string repo;
+  std::vector<std::string> rest;
+};
+// Errors: kInvalidArgument PATH_INVALID (bad escape), NAME_INVALID (no
+// repository).
+core::Result<ModelPath> ParseModelPath(std::string_view components);
 
 // The HTTP status for a Status (only api/ maps codes to HTTP).
 int HttpStatusFor(const core::Status& status);

@@ -43,6 +43,8 @@ echo "== sigild"
 "$build/api/sigild" --data "$work/data" --listen "127.0.0.1:$port" 2>"$work/sigild.log" &
 pid=$!
 for _ in $(seq 100); do curl -sf "$server/healthz" >/dev/null && break; sleep 0.1; done
+# sigild made the first admin token (auth is on, as in production).
+export SIGIL_TOKEN="$(cat "$work/data/bootstrap-token")"
 
 t0=$(now); sigil push "$work/one/model.bin" bench/one:v1 >/dev/null; t1=$(now)
 echo "push 1 file        $(rate "$size_mib" "$(echo "$t1 - $t0" | bc)")"
@@ -60,7 +62,7 @@ echo "== GET version (wrk, 10 s each)"
 for c in 1 16 64; do
   threads=2
   if [ "$c" -lt 2 ]; then threads=1; fi
-  wrk -t"$threads" -c"$c" -d10s --latency "$server/api/v1/models/bench/ten/versions/v1" |
+  wrk -t"$threads" -c"$c" -d10s --latency -H "Authorization: Bearer $SIGIL_TOKEN" "$server/api/v1/models/bench/ten/versions/v1" |
     awk -v c="$c" '/Requests\/sec/ { rps = $2 } /^ +99%/ { p99 = $2 } END { printf "connections %3d: %9.0f req/s, p99 %s\n", c, rps, p99 }'
 done
 echo "sigild peak RSS: $(awk '/VmHWM/ { print $2 " kB" }' /proc/$pid/status)"

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/credentials.h"
 #include "core/json.h"
 
 namespace sigil::cli {
@@ -140,6 +141,13 @@ HttpClient::HttpClient(std::string base_url, HttpOptions options)
   while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
   std::call_once(g_curl_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
   impl_->curl = curl_easy_init();
+  if (options_.token.has_value()) {
+    token_ = *options_.token;
+  } else {
+    auto token = ResolveToken(base_url_);
+    if (token.ok()) token_ = std::move(*token);
+    else token_status_ = token.status();
+  }
 }
 
 HttpClient::~HttpClient() {
@@ -149,6 +157,8 @@ HttpClient::~HttpClient() {
 core::Result<HttpResponse> HttpClient::Perform(const HttpRequest& request) {
   CURL* curl = impl_->curl;
   if (curl == nullptr) return core::Internal("curl_easy_init failed");
+  if (!token_status_.ok()) return token_status_;
+  if (!token_.empty()) RETURN_IF_ERROR(CheckTokenTransport(base_url_));
   // Reset keeps the connection cache, so the next request reuses the
   // kept-alive connection.
   curl_easy_reset(curl);
@@ -207,6 +217,10 @@ core::Result<HttpResponse> HttpClient::Perform(const HttpRequest& request) {
   }
 
   curl_slist* list = curl_slist_append(nullptr, "Expect:");
+  if (!token_.empty()) {
+    std::string authorization = "Authorization: Bearer " + token_;
+    if (curl_slist* next = curl_slist_append(list, authorization.c_str())) list = next;
+  }
   bool has_content_type = false;
   for (const std::string& h : request.headers) {
     if (Lower(h.substr(0, 13)) == "content-type:") has_content_type = true;

@@ -31,6 +31,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -77,6 +78,12 @@ struct HttpOptions {
   // against instead of the system's; empty: the default CA file (below), if
   // any, else the system's.
   std::string ca_file = {};
+  // The API token sent as "Authorization: Bearer <token>" on every request;
+  // unset: ResolveToken(base_url) ($SIGIL_TOKEN or the credentials file,
+  // cli/credentials.h); "": none. A token is never sent over plain http://
+  // to a host that is not loopback: Perform() then fails before sending,
+  // kInvalidArgument INSECURE_TRANSPORT.
+  std::optional<std::string> token = std::nullopt;
 };
 
 // The CA file of clients whose options name none. sigil's main sets it from
@@ -100,6 +107,8 @@ class HttpClient {
   struct Impl;
   std::string base_url_;
   HttpOptions options_;
+  std::string token_;
+  core::Status token_status_;  // a credentials file that could not be read
   std::unique_ptr<Impl> impl_;
 };
 

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "attest/model_signing.h"
+#include "cli/access_command.h"
 #include "cli/commands.h"
 #include "cli/eval_command.h"
 #include "cli/http_client.h"
@@ -107,6 +108,21 @@ Signing and verification (keys: --passphrase-file F or $SIGIL_KEY_PASSPHRASE):
                           re-check a pulled DIR offline, or a version on the
                           server; exit 1 naming the failed check
 
+Access control (tokens: $SIGIL_TOKEN, else the one `sigil login` stored for
+the server in $XDG_CONFIG_HOME/sigil/credentials.json, mode 0600; never sent
+over plain http:// to a host that is not loopback):
+  login [--token-file F]  check a token (read from stdin, or F) against the
+                          server and store it for that server
+  token create --name N --role reader|pusher|promoter|admin --repos GLOB
+               [--repos GLOB]... [--site S] [--region R] [--expires 30d]
+                          make a token (admin); prints it once
+  token ls                list tokens (never their secrets)
+  token revoke NAME       revoke a token at once
+  audit [--repo R] [--since RFC3339] [--action A]
+                          the audit log (admin): every change and refusal
+  access set REPO --anonymous-read true|false
+                          allow or refuse pulls without a token (admin)
+
 REF is REPO:VERSION, REPO:ALIAS or REPO@sha256:<hex>. A repository may
 contain '/' and '.'; the ':' after the last '/' starts the tag.
 
@@ -161,14 +177,19 @@ struct Args {
 constexpr const char* kValueOptions[] = {
     "--type",      "--out",        "--passphrase-file", "--key",          "--predicate-type",
     "--predicate", "--provenance", "--signature",       "--ignore-paths", "--trusted-keys",
-    "--name",      "--repository", "--spec",            "--parent",       "--timeout"};
+    "--name",      "--repository", "--spec",            "--parent",       "--timeout",
+    "--role",      "--repos",      "--site",            "--region",       "--expires",
+    "--token-file", "--repo",      "--since",           "--action",       "--anonymous-read"};
 
 struct UsageError {
   std::string message;
 };
 
 int ExitFor(const core::Status& s) {
-  if (s.reason() == "REFERENCE_INVALID" || s.reason() == "LABEL_INVALID") return kExitUsage;
+  if (s.reason() == "REFERENCE_INVALID" || s.reason() == "LABEL_INVALID" ||
+      s.reason() == "INSECURE_TRANSPORT") {
+    return kExitUsage;
+  }
   switch (s.code()) {
     case core::Code::kOk: return kExitOk;
     case core::Code::kNotFound: return kExitNotFound;
@@ -565,6 +586,57 @@ int RunStats(const Args& args) {
   return out->passed ? kExitOk : kExitFailure;
 }
 
+int RunAccess(const Args& args) {
+  const auto& p = args.positional;
+  const std::string& cmd = p[0];
+  auto budget = std::chrono::seconds(args.retry_seconds < 0 ? 5 : args.retry_seconds);
+  if (cmd == "login") {
+    if (p.size() != 1) return Usage("login takes no arguments (the token comes on stdin or --token-file)");
+    std::string token;
+    if (!args.Value("--token-file").empty()) {
+      auto text = core::ReadFile(args.Value("--token-file"), 4096);
+      if (!text.ok()) return Fail(text.status());
+      token = *text;
+    } else {
+      if (::isatty(0)) std::fprintf(stderr, "token for %s: ", args.server.c_str());
+      std::getline(std::cin, token);
+    }
+    return PrintOut(Login(args.server, token, budget));
+  }
+  HttpClient http(args.server);
+  AccessCommands commands(&http, budget, args.json);
+  if (cmd == "token") {
+    if (p.size() == 2 && p[1] == "create") {
+      TokenSpec spec;
+      spec.name = args.Value("--name");
+      spec.role = args.Value("--role");
+      spec.repos = args.All("--repos");
+      spec.site = args.Value("--site");
+      spec.region = args.Value("--region");
+      spec.expires = args.Value("--expires");
+      if (spec.name.empty() || spec.role.empty() || spec.repos.empty()) {
+        return Usage("token create needs --name N --role R --repos GLOB");
+      }
+      return PrintOut(commands.CreateToken(spec));
+    }
+    if (p.size() == 2 && p[1] == "ls") return PrintOut(commands.ListTokens());
+    if (p.size() == 3 && p[1] == "revoke") return PrintOut(commands.RevokeToken(p[2]));
+    return Usage("token needs 'create', 'ls' or 'revoke NAME'");
+  }
+  if (cmd == "audit") {
+    if (p.size() != 1) return Usage("audit takes only --repo, --since and --action");
+    return PrintOut(commands.Audit(args.Value("--repo"), args.Value("--since"), args.Value("--action")));
+  }
+  // access set REPO --anonymous-read true|false
+  std::string value = args.Value("--anonymous-read");
+  if (p.size() != 3 || p[1] != "set" || (value != "true" && value != "false")) {
+    return Usage("access needs 'set REPO --anonymous-read true|false'");
+  }
+  core::Status s = ValidateRepository(p[2]);
+  if (!s.ok()) return Fail(s);
+  return PrintOut(commands.SetAnonymousRead(p[2], value == "true"));
+}
+
 int Run(int argc, char** argv) {
   Args args;
   if (auto done = ParseArgs(argc, argv, &args)) return *done;
@@ -581,6 +653,7 @@ int Run(int argc, char** argv) {
   if (cmd == "verify") return RunVerify(args);
   if (cmd == "eval") return RunEval(args);
   if (cmd == "stats") return RunStats(args);
+  if (cmd == "login" || cmd == "token" || cmd == "audit" || cmd == "access") return RunAccess(args);
 
   HttpClient http(args.server);
   Commands commands(&http, std::chrono::seconds(args.retry_seconds < 0 ? 5 : args.retry_seconds),

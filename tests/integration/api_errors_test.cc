@@ -26,9 +26,9 @@ constexpr uint64_t kChunkMax = 65536;
 struct Api {
   TempDir tmp;
   Sigild server{tmp.Sub("data"), {"--chunk-max", std::to_string(kChunkMax)}};
-  HttpClient http{""};
+  HttpClient http{"", TokenOptions()};
 
-  Api() : http(Url()) {}
+  Api() : http(Url(), TokenOptions()) {}
   std::string Url() {
     REQUIRE(server.Start());
     return server.url();
@@ -225,7 +225,7 @@ TEST_CASE("two concurrent uploads of the same blob both succeed", "[integration]
   std::string url = api.server.url();
   std::atomic<int> created{0};
   auto upload = [&] {
-    HttpClient http(url);
+    HttpClient http(url, TokenOptions());
     auto post = http.Perform(HttpRequest{.method = "POST", .path = "/api/v1/uploads"});
     if (!post.ok() || post->status != 201) return;
     std::string id = json::parse(post->body)["id"];

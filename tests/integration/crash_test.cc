@@ -81,7 +81,7 @@ TEST_CASE("a push cut off by kill -9 of sigild resumes from the committed offset
   std::string model = MakeModel(tmp.Sub("model"), 200);
   std::string state_home = tmp.Sub("state");
   std::map<std::string, std::string> env{{"XDG_STATE_HOME", state_home}};
-  cli::HttpClient http(server.url());
+  cli::HttpClient http(server.url(), TokenOptions());
 
   // A short retry budget: the first push gives up soon after the crash.
   pid_t push = StartSigil({"--server", server.url(), "--json", "--retry-time", "2", "push", model,
@@ -130,7 +130,7 @@ TEST_CASE("a push rides out a sigild restart within its retry budget", "[integra
   std::string model = MakeModel(tmp.Sub("model"), 64);
   std::string state_home = tmp.Sub("state");
   std::map<std::string, std::string> env{{"XDG_STATE_HOME", state_home}};
-  cli::HttpClient http(server.url());
+  cli::HttpClient http(server.url(), TokenOptions());
 
   pid_t push = StartSigil({"--server", server.url(), "--json", "--retry-time", "30", "push", model,
                            "restart/model:1"},

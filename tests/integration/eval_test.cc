@@ -26,9 +26,9 @@ struct Env {
   TempDir tmp;
   Sigild server{tmp.Sub("data")};
   std::map<std::string, std::string> env{{"XDG_STATE_HOME", tmp.Sub("state")}};
-  cli::HttpClient http{""};
+  cli::HttpClient http{"", TokenOptions()};
 
-  Env() : http(StartServer(server)) {}
+  Env() : http(StartServer(server), TokenOptions()) {}
 
   static std::string StartServer(Sigild& s) {
     REQUIRE(s.Start());

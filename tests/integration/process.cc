@@ -39,6 +39,30 @@ namespace {
 
 }  // namespace
 
+const std::string& TestToken() {
+  static const std::string token = [] {
+    // The shape sigild accepts: sgl_<16 hex>_<43 base64url>.
+    static const char kHex[] = "0123456789abcdef";
+    static const char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    std::random_device rd;
+    std::mt19937_64 rng((static_cast<uint64_t>(rd()) << 32) ^ rd());
+    std::string t = "sgl_";
+    for (int i = 0; i < 16; ++i) t.push_back(kHex[rng() % 16]);
+    t.push_back('_');
+    // 43 characters carry 258 bits: the last one's two low bits are zero.
+    for (int i = 0; i < 42; ++i) t.push_back(kB64[rng() % 64]);
+    t.push_back(kB64[(rng() % 16) * 4]);
+    return t;
+  }();
+  return token;
+}
+
+cli::HttpOptions TokenOptions(std::string token) {
+  cli::HttpOptions options;
+  options.token = std::move(token);
+  return options;
+}
+
 int FreePort() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -60,8 +84,10 @@ Sigild::Sigild(std::string data_dir, std::vector<std::string> extra_args)
 Sigild::~Sigild() { Kill9(); }
 
 bool Sigild::Start(std::chrono::seconds timeout) {
-  std::vector<std::string> args = {"--data", data_dir_, "--listen",
-                                   "127.0.0.1:" + std::to_string(port_)};
+  std::string token_file = data_dir_ + ".token";
+  if (!core::WriteFileAtomic(token_file, TestToken() + "\n", 0600).ok()) return false;
+  std::vector<std::string> args = {"--data", data_dir_, "--listen", "127.0.0.1:" + std::to_string(port_),
+                                   "--bootstrap-token-file", token_file};
   args.insert(args.end(), extra_args_.begin(), extra_args_.end());
   pid_t pid = ::fork();
   if (pid == 0) {
@@ -80,6 +106,7 @@ bool Sigild::Start(std::chrono::seconds timeout) {
   pid_ = pid;
   cli::HttpOptions http_options;
   http_options.ca_file = ca_file_;
+  http_options.token = "";  // /healthz needs none
   cli::HttpClient http(url(), http_options);
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
@@ -120,6 +147,8 @@ pid_t StartSigil(const std::vector<std::string>& args,
                  const std::map<std::string, std::string>& env, const std::string& work_dir) {
   pid_t pid = ::fork();
   if (pid == 0) {
+    ::setenv("SIGIL_TOKEN", TestToken().c_str(), 1);
+    ::setenv("XDG_CONFIG_HOME", (work_dir + "/config").c_str(), 1);
     for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
     ExecOrDie(SIGIL_BINARY, args, work_dir + "/sigil.out", work_dir + "/sigil.err");
   }

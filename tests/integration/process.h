@@ -16,7 +16,14 @@ namespace sigil::testing {
 // A loopback TCP port nothing listens on right now.
 int FreePort();
 
-// sigild --data DIR --listen 127.0.0.1:PORT [extra...], output in DIR.log.
+// The admin token of every sigild these tests start: one per test process,
+// written to DIR.token and imported by sigild as "bootstrap".
+const std::string& TestToken();
+// Client options that send token (by default the admin TestToken()).
+cli::HttpOptions TokenOptions(std::string token = TestToken());
+
+// sigild --data DIR --listen 127.0.0.1:PORT --bootstrap-token-file DIR.token
+// [extra...], output in DIR.log.
 class Sigild {
  public:
   Sigild(std::string data_dir, std::vector<std::string> extra_args = {});
@@ -38,6 +45,8 @@ class Sigild {
     return (ca_file_.empty() ? "http" : "https") + std::string("://127.0.0.1:") + std::to_string(port_);
   }
   std::string log() const;
+  // The bootstrap admin token (TestToken()).
+  const std::string& token() const { return TestToken(); }
 
  private:
   std::string data_dir_;
@@ -54,7 +63,9 @@ struct RunResult {
 };
 
 // Starts `sigil args...` with extra environment, stdout/stderr into files
-// under work_dir; returns the pid.
+// under work_dir; returns the pid. SIGIL_TOKEN defaults to TestToken() and
+// XDG_CONFIG_HOME to work_dir/config (env overrides both; an empty
+// SIGIL_TOKEN means none).
 pid_t StartSigil(const std::vector<std::string>& args,
                  const std::map<std::string, std::string>& env, const std::string& work_dir);
 // Waits for a started sigil and collects its output.

@@ -42,7 +42,7 @@ struct Env {
 
   // The version's state once it is no longer pending.
   std::string WaitForScan(const std::string& repo, const std::string& version) {
-    cli::HttpClient http(server.url());
+    cli::HttpClient http(server.url(), TokenOptions());
     std::string state;
     for (int i = 0; i < 200; ++i) {
       auto r = http.Perform(cli::HttpRequest{.path = "/api/v1/models/" + repo + "/versions/" + version});
@@ -76,7 +76,7 @@ TEST_CASE("a malicious checkpoint is quarantined and sigil pull refuses it with 
   CHECK(::stat(out.c_str(), &st) != 0);  // nothing written, not even the directory
 
   // The scan report says why; the blob is refused by digest too.
-  cli::HttpClient http(e.server.url());
+  cli::HttpClient http(e.server.url(), TokenOptions());
   auto scan = http.Perform(cli::HttpRequest{.path = "/api/v1/models/team/evil/versions/1/scan"});
   REQUIRE(scan.ok());
   REQUIRE(scan->status == 200);

@@ -73,7 +73,7 @@ TEST_CASE("provenance and model signatures verify on pull and offline; flipped b
   CHECK(e.Sigil({"key", "generate", "--out", keys + "/ci"}).exit_code == 4);  // never overwrites
 
   // The operator trusts the CI key on the server.
-  cli::HttpClient http(e.server.url());
+  cli::HttpClient http(e.server.url(), TokenOptions());
   std::string trust = json{
       {"public_key", ReadWholeFile(keys + "/ci.pub")},
       {"name", "ci"},

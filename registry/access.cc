@@ -11,6 +11,7 @@
 #include "core/digest.h"
 #include "core/json.h"
 #include "core/random.h"
+#include "registry/internal/constant_time.h"
 #include "registry/internal/keys.h"
 #include "signing/base64.h"
 #include "signing/trust_store.h"
@@ -19,12 +20,10 @@ namespace sigil::registry {
 
 namespace internal {
 
-// Counts hash comparisons so tests can see that an unknown id pays for one
-// as a known id does (declared by the tests; not part of the interface).
 std::atomic<uint64_t> token_hash_comparisons{0};
 
-// Whether a and b are equal, in time that depends only on their lengths
-// (always 32 here). registry may not include OpenSSL for CRYPTO_memcmp.
+// The hashes are always 32 bytes. registry may not include OpenSSL for
+// CRYPTO_memcmp.
 bool ConstantTimeEqual(std::string_view a, std::string_view b) {
   token_hash_comparisons.fetch_add(1, std::memory_order_relaxed);
   if (a.size() != b.size()) return false;

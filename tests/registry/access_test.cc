@@ -22,12 +22,7 @@
 #include "storage/blob_store.h"
 #include "storage/meta_store.h"
 
-// Defined in registry/access.cc for this test: the constant-time hash
-// comparison and how often it ran.
-namespace sigil::registry::internal {
-extern std::atomic<uint64_t> token_hash_comparisons;
-bool ConstantTimeEqual(std::string_view a, std::string_view b);
-}  // namespace sigil::registry::internal
+#include "registry/internal/constant_time.h"
 
 namespace sigil::registry {
 namespace {

@@ -216,6 +216,29 @@ TEST_CASE("Handle authenticates, authorizes and audits before a route runs", "[a
   CHECK(f.log->Size() >= 5);
 }
 
+TEST_CASE("an admission hook's refusal is answered and audited", "[api][access]") {
+  Fixture f;
+  std::string reader = f.Token("reader", registry::Role::kReader, {"**"});
+  ServiceOptions o = f.Guarded();
+  std::string admitted_id;
+  o.admit = [&](const registry::Principal& p, const HttpRequest&) -> core::Status {
+    admitted_id = p.token_id;
+    return core::ResourceExhausted("slow down", "RATE_LIMITED").WithDetail(R"({"retry_after_s": 3})");
+  };
+  Service limited(o);
+  HttpResponse r = f.Call(limited, "GET", "/api/v1/models", reader);
+  CHECK(r.status == 429);
+  CHECK_FALSE(admitted_id.empty());
+  CHECK(f.Call(limited, "GET", "/healthz").status == 200);  // exempt routes are not limited
+  auto entries = f.access->Query(registry::AuditQuery{});
+  REQUIRE(entries.ok());
+  REQUIRE(entries->size() == 1);
+  CHECK(entries->back().token == "reader");
+  CHECK(entries->back().result == "refused");
+  CHECK(entries->back().reason == "RATE_LIMITED");
+  CHECK(entries->back().status == 429);
+}
+
 TEST_CASE("without access control every route is open and the token routes are unavailable",
           "[api][access]") {
   Fixture f;

@@ -34,7 +34,8 @@ constexpr const char* kOut = "finance/model";  // outside it
 
 struct Env {
   TempDir tmp;
-  Sigild server{tmp.Sub("data")};
+  // Hundreds of requests a second: no rate limit here (it has its own tests).
+  Sigild server{tmp.Sub("data"), {"--rate-limit", "0"}};
   std::map<std::string, std::string> env{{"XDG_STATE_HOME", tmp.Sub("state")}};
   HttpClient admin{"", TokenOptions()};
 

@@ -17,6 +17,7 @@ constexpr size_t kMaxLabelValue = 1024;
 constexpr std::string_view kReservedComponents[] = {
     "versions",     "aliases",     "labels",     "files",     "blobs", "uploads", "manifest",
     "attestations", "evaluations", "promotions", "referrers", "scan",  "sign",
+    "access",       "stats",       "evidence",
 };
 
 bool IsLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }

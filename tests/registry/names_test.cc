@@ -68,6 +68,9 @@ TEST_CASE("repository names follow the OCI grammar", "[registry]") {
             {"a/promotions", false},
             {"a/referrers", false},
             {"a/sign", false},
+            {"x/access", false},
+            {"a/stats", false},
+            {"a/evidence/b", false},
         },
         "NAME_INVALID");
 }

@@ -20,6 +20,8 @@ struct HttpRequest {
   std::map<std::string, std::string> query;    // decoded
   std::map<std::string, std::string> headers;  // names lowercased
   std::string_view body;                       // owned by the caller
+  // The client's IP address (behind a proxy, the proxy's).
+  std::string remote_address;
 
   // The header's value, or empty.
   std::string Header(const std::string& lowercase_name) const;

@@ -15,6 +15,7 @@
 
 #include "api/config.h"
 #include "api/metrics.h"
+#include "api/rate_limit.h"
 #include "api/server.h"
 #include "api/server_keys.h"
 #include "api/service.h"
@@ -292,6 +293,20 @@ int Run(int argc, char** argv) {
   service_options.scanning = scanning->get();
   service_options.evaluations = evaluations->get();
   service_options.access = access.get();
+  LimitOptions limit_options;
+  limit_options.requests_per_second = config->rate_limit;
+  limit_options.burst = config->rate_burst;
+  limit_options.uploads_per_token = static_cast<size_t>(config->uploads_per_token);
+  // Sessions also end by expiring; only an unknown id proves it.
+  limit_options.upload_alive = [&uploads](const std::string& id) {
+    auto info = uploads.Get(id);
+    return info.ok() || info.status().code() != core::Code::kNotFound;
+  };
+  RateLimiter limiter(limit_options);
+  service_options.limiter = &limiter;
+  service_options.admit = [&limiter](const registry::Principal& principal, const HttpRequest& request) {
+    return limiter.Admit(LimitKey(principal.token_id, request.remote_address));
+  };
   Service service(service_options);
 
   ServerOptions server_options;

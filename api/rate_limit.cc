@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -67,10 +68,10 @@ core::Status RateLimiter::Admit(const std::string& key) {
   }
   const int64_t retry_after = std::max<int64_t>(1, static_cast<int64_t>(std::ceil((1 - it->tokens) / rate)));
   core::Json detail = {{"retry_after_s", retry_after}};
-  return core::ResourceExhausted("too many requests from " + key + " (limit " + core::DumpJson(rate) +
-                                     "/s, burst " + core::DumpJson(burst) + "); retry in " +
-                                     std::to_string(retry_after) + " s",
-                                 "RATE_LIMITED")
+  std::ostringstream why;
+  why << "too many requests from " << key << " (limit " << rate << "/s, burst " << burst << "); retry in "
+      << retry_after << " s";
+  return core::ResourceExhausted(why.str(), "RATE_LIMITED")
       .WithDetail(core::DumpJson(detail));
 }
 

@@ -249,6 +249,11 @@ class Handler : public Http::Handler {
     // raw list; Range is needed as sent.
     if (auto range = req.headers().tryGetRaw("Range")) request.headers["range"] = range->value();
     request.body = req.body();
+    try {
+      request.remote_address = req.address().host();
+    } catch (const std::exception&) {
+      request.remote_address = "unknown";
+    }
     metrics_->AddBytesIn(request.body.size());
 
     std::string route;

@@ -175,6 +175,9 @@ HttpResponse ErrorResponse(const core::Status& status) {
   HttpResponse r;
   r.status = HttpStatusFor(status);
   r.body = core::ErrorJson(status);
+  if (status.reason() == "RATE_LIMITED") {
+    r.AddHeader("Retry-After", std::to_string(RateLimiter::RetryAfterSeconds(status)));
+  }
   if (r.status >= 500) SIGIL_LOG(kError) << "request failed: " << status.ToString();
   return r;
 }
@@ -337,6 +340,15 @@ HttpResponse Service::Uploads(const HttpRequest& request) {
   if (request.method != "POST") return MethodNotAllowed(request, "POST");
   auto info = options_.uploads->Create();
   if (!info.ok()) return ErrorResponse(info.status());
+  if (options_.limiter != nullptr) {
+    const registry::Principal* principal = registry::PrincipalScope::Current();
+    core::Status admitted = options_.limiter->OpenUpload(
+        LimitKey(principal != nullptr ? principal->token_id : "", request.remote_address), info->id);
+    if (!admitted.ok()) {
+      options_.uploads->Abort(info->id).IgnoreError();
+      return ErrorResponse(admitted);
+    }
+  }
   HttpResponse r = JsonResponse(201, Json{{"id", info->id},
                                           {"offset", info->offset},
                                           {"chunk_max", options_.uploads->options().chunk_max}});
@@ -413,6 +425,7 @@ HttpResponse Service::Upload(const HttpRequest& request, const std::string& id) 
     }
     auto blob = options_.uploads->Commit(id, *digest);
     if (!blob.ok()) return mismatch(blob.status());
+    if (options_.limiter != nullptr) options_.limiter->CloseUpload(id);
     HttpResponse r = JsonResponse(201, Json{{"digest", blob->digest.ToString()}, {"size", blob->size}});
     r.AddHeader("Location", "/api/v1/blobs/" + blob->digest.ToString());
     r.AddHeader("Docker-Content-Digest", blob->digest.ToString());
@@ -421,6 +434,7 @@ HttpResponse Service::Upload(const HttpRequest& request, const std::string& id) 
   if (request.method == "DELETE") {
     core::Status s = options_.uploads->Abort(id);
     if (!s.ok()) return ErrorResponse(s);
+    if (options_.limiter != nullptr) options_.limiter->CloseUpload(id);
     return NoContent();
   }
   return MethodNotAllowed(request, "GET, PATCH, PUT, DELETE");

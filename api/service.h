@@ -11,6 +11,7 @@
 
 #include "api/http.h"
 #include "api/metrics.h"
+#include "api/rate_limit.h"
 #include "attest/transparency_log.h"
 #include "core/json.h"
 #include "core/status.h"
@@ -53,6 +54,9 @@ struct ServiceOptions {
   // instead of the route, and audited as refused.
   std::function<core::Status(const registry::Principal& principal, const HttpRequest& request)> admit =
       nullptr;
+  // Optional: counts open upload sessions per caller (LimitKey); creating
+  // one more than its limit answers 429 TOO_MANY_UPLOADS.
+  RateLimiter* limiter = nullptr;
 };
 
 // What a request needs from access control: decided from the method and the

@@ -2,7 +2,8 @@
 // rendered and run as it is) and with sigild's own TLS. Certificates come
 // from the openssl command line: a test CA and a server certificate for
 // localhost and 127.0.0.1. The client verifies with --cacert (or
-// $SIGIL_CACERT) and refuses the server without it.
+// $SIGIL_CACERT) and refuses the server without it. Also the per-token
+// limits (429 with Retry-After), directly and through nginx.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -271,6 +272,82 @@ TEST_CASE("sigild refuses TLS files it cannot use, saying which", "[integration]
     INFO("sigild log:\n" << server.log());
     CHECK(server.log().find(c.expected) != std::string::npos);
   }
+}
+
+TEST_CASE("per-token limits answer 429 with Retry-After, also through nginx", "[integration][limits]") {
+  TempDir tmp;
+  Sigild server{tmp.Sub("data"), {"--rate-limit", "0.5", "--rate-burst", "3", "--uploads-per-token", "1"}};
+  REQUIRE(server.Start());
+  cli::HttpClient http(server.url(), TokenOptions());
+  auto get = [&] { return http.Perform(cli::HttpRequest{.path = "/api/v1/models"}); };
+
+  // One upload session at a time: the second is refused until the first ends.
+  auto first = http.Perform(cli::HttpRequest{.method = "POST", .path = "/api/v1/uploads"});
+  REQUIRE(first.ok());
+  REQUIRE(first->status == 201);
+  auto second = http.Perform(cli::HttpRequest{.method = "POST", .path = "/api/v1/uploads"});
+  REQUIRE(second.ok());
+  CHECK(second->status == 429);
+  CHECK(json::parse(second->body)["error"]["code"] == "TOO_MANY_UPLOADS");
+
+  // The burst of 3 is spent (two POSTs and this GET); 0.5/s means the next
+  // token is 2 s away.
+  auto third = get();
+  REQUIRE(third.ok());
+  CHECK(third->status == 200);
+  auto limited = get();
+  REQUIRE(limited.ok());
+  CHECK(limited->status == 429);
+  json error = json::parse(limited->body)["error"];
+  CHECK(error["code"] == "RATE_LIMITED");
+  int retry_after = std::stoi(limited->Header("retry-after"));
+  CHECK(retry_after >= 1);
+  CHECK(retry_after <= 2);
+  CHECK(error["detail"]["retry_after_s"] == retry_after);
+
+  // Health checks are never limited; other tokens and anonymous callers
+  // have their own buckets.
+  auto health = http.Perform(cli::HttpRequest{.path = "/healthz"});
+  REQUIRE(health.ok());
+  CHECK(health->status == 200);
+  cli::HttpClient anonymous(server.url(), TokenOptions(""));
+  auto anon = anonymous.Perform(cli::HttpRequest{.path = "/api/v1/models"});
+  REQUIRE(anon.ok());
+  CHECK(anon->status != 429);
+
+  // After the wait the token is back, and ending the first session frees
+  // its upload slot.
+  std::this_thread::sleep_for(std::chrono::seconds(retry_after));
+  auto id = json::parse(first->body)["id"].get<std::string>();
+  auto cancelled = http.Perform(cli::HttpRequest{.method = "DELETE", .path = "/api/v1/uploads/" + id});
+  REQUIRE(cancelled.ok());
+  CHECK(cancelled->status == 204);
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  auto again = http.Perform(cli::HttpRequest{.method = "POST", .path = "/api/v1/uploads"});
+  REQUIRE(again.ok());
+  CHECK(again->status == 201);
+
+  // nginx passes the 429 and its Retry-After through unchanged.
+  std::string nginx_binary = FindProgram("nginx");
+  if (nginx_binary.empty()) return;
+  Certs certs = MakeCerts(tmp.Sub("certs"));
+  REQUIRE(core::MakeDirs(tmp.Sub("nginx")).ok());
+  Nginx nginx(nginx_binary, tmp.Sub("nginx"));
+  int port = FreePort();
+  REQUIRE(nginx.Start(port, server.port(), certs));
+  cli::HttpOptions options = TokenOptions();
+  options.ca_file = certs.ca;
+  cli::HttpClient proxied("https://localhost:" + std::to_string(port), options);
+  long status = 0;
+  std::string header;
+  for (int i = 0; i < 5 && status != 429; ++i) {
+    auto r = proxied.Perform(cli::HttpRequest{.path = "/api/v1/models"});
+    REQUIRE(r.ok());
+    status = r->status;
+    header = r->Header("retry-after");
+  }
+  CHECK(status == 429);
+  CHECK_FALSE(header.empty());
 }
 
 }  // namespace

@@ -23,7 +23,7 @@ const std::string& TestToken();
 cli::HttpOptions TokenOptions(std::string token = TestToken());
 
 // sigild --data DIR --listen 127.0.0.1:PORT --bootstrap-token-file DIR.token
-// [extra...], output in DIR.log.
+// --rate-limit 0 [extra...], output in DIR.log.
 class Sigild {
  public:
   Sigild(std::string data_dir, std::vector<std::string> extra_args = {});

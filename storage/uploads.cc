@@ -149,7 +149,8 @@ struct UploadManager::Session {
     }
     const uint64_t max = m.options_.session_max;
     if (bytes.size() > max || offset > max - bytes.size()) {
-      return core::ResourceExhausted("upload " + id + " would exceed " + std::to_string(max) + " bytes",
+      return core::ResourceExhausted("upload " + id + " would exceed " + std::to_string(max) +
+                                           " bytes, the largest blob this server accepts (its session_max setting)",
                                      "UPLOAD_TOO_LARGE");
     }
     if (bytes.empty()) return core::OkStatus();

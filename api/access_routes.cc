@@ -238,6 +238,39 @@ RouteAccess Service::Classify(const HttpRequest& request) const {
   return a;
 }
 
+bool Service::HeldByAnonymousRepository(const std::string& digest_text) {
+  auto digest = core::Digest::Parse(digest_text);
+  if (!digest.ok()) return false;
+  // Repositories open to anonymous pulls are few: this walks their versions
+  // rather than keeping a reverse index of which versions hold a blob.
+  constexpr size_t kPage = 1000;
+  std::string repo_page;
+  do {
+    auto repos = options_.registry->ListRepos(repo_page, kPage);
+    if (!repos.ok()) return false;
+    for (const registry::RepoInfo& repo : repos->items) {
+      if (!repo.anonymous_read) continue;
+      std::string version_page;
+      do {
+        auto versions = options_.registry->ListVersions(repo.name, version_page, kPage);
+        if (!versions.ok()) break;
+        for (const registry::VersionInfo& v : versions->items) {
+          if (v.digest == *digest) return true;
+          auto resolved = options_.registry->Resolve(repo.name, v.digest.ToString());
+          if (!resolved.ok()) continue;
+          if (resolved->manifest.config.digest == *digest) return true;
+          for (const auto& layer : resolved->manifest.layers) {
+            if (layer.digest == *digest) return true;
+          }
+        }
+        version_page = versions->next;
+      } while (!version_page.empty());
+    }
+    repo_page = repos->next;
+  } while (!repo_page.empty());
+  return false;
+}
+
 HttpResponse Service::Handle(const HttpRequest& request, std::string* route) {
   std::string unused;
   if (route == nullptr) route = &unused;
@@ -276,6 +309,9 @@ HttpResponse Service::Handle(const HttpRequest& request, std::string* route) {
     if (principal.anonymous && !access.repository.empty()) {
       auto info = options_.registry->GetRepo(access.repository);
       anonymous_read = info.ok() && info->anonymous_read;
+    } else if (principal.anonymous && access.route == "/api/v1/blobs/{digest}" &&
+               (request.method == "GET" || request.method == "HEAD")) {
+      anonymous_read = HeldByAnonymousRepository(request.path.substr(std::string("/api/v1/blobs/").size()));
     }
     refusal = registry::Authorize(principal, access.action, access.repository, anonymous_read);
   }

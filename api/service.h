@@ -141,6 +141,10 @@ class Service {
   // A blob's bytes with Range support (GET) or its headers (HEAD).
   HttpResponse SendBlob(const HttpRequest& request, const core::Digest& digest);
 
+  // Whether a repository open to anonymous pulls holds the blob (its
+  // manifest, config or a layer): anonymous blob reads are allowed for those.
+  bool HeldByAnonymousRepository(const std::string& digest_text);
+
   ServiceOptions options_;
 };
 

@@ -369,6 +369,17 @@ TEST_CASE("listings show only what a token may pull; anonymous reads follow the 
   CHECK(e.Do(anonymous, "PUT", std::string("/api/v1/models/") + kIn + "/aliases/prod", R"({"ref": "1"})").status ==
         401);
   CHECK(e.LastAudit()["token"] == "anonymous");
+
+  // sigil pull without a token: the blobs of an anonymous-read repository
+  // are served, others are not.
+  RunResult pulled = e.Sigil({"pull", std::string(kIn) + ":1", e.tmp.Sub("anon-pull")}, {{"SIGIL_TOKEN", ""}});
+  CHECK(pulled.exit_code == 0);
+  CHECK(ReadWholeFile(e.tmp.Sub("anon-pull") + "/weights.bin") == ReadWholeFile(model + "/weights.bin"));
+  std::string blob = "/api/v1/blobs/" + FileDigest(model + "/weights.bin");
+  CHECK(e.Do(anonymous, "GET", blob).status == 200);
+  RunResult off = e.Sigil({"access", "set", kIn, "--anonymous-read", "false"});
+  REQUIRE(off.exit_code == 0);
+  CHECK(e.Do(anonymous, "GET", blob).status == 401);
 }
 
 TEST_CASE("sigil login, token, audit and access through the client", "[integration][access]") {

@@ -353,6 +353,25 @@ core::Result<JobInfo> Evaluations::Submit(JobInfo job) {
   return job;
 }
 
+// The caller must be able to pull everything the spec names besides the
+// version: the dataset's, the baseline's and the parent's repositories. A
+// dataset named by digest may be any blob, so it needs a token for every
+// repository.
+core::Status Evaluations::CheckSpecReadable(const validator::EvalSpec& spec, std::string_view repo) {
+  if (!spec.dataset.ref.empty()) RETURN_IF_ERROR(RequireAccess(Action::kPull, SplitRef(spec.dataset.ref, repo).first));
+  if (spec.baseline) RETURN_IF_ERROR(RequireAccess(Action::kPull, SplitRef(spec.baseline->ref, repo).first));
+  if (spec.parent) RETURN_IF_ERROR(RequireAccess(Action::kPull, SplitRef(spec.parent->ref, repo).first));
+  const Principal* caller = PrincipalScope::Current();
+  if (spec.dataset.digest && caller != nullptr &&
+      std::find(caller->repos.begin(), caller->repos.end(), "**") == caller->repos.end()) {
+    return core::PermissionDenied("token " + caller->name +
+                                      " is scoped to some repositories: name the dataset by version "
+                                      "(\"ref\" and \"path\") rather than by digest",
+                                  "REPOSITORY_OUT_OF_SCOPE");
+  }
+  return core::OkStatus();
+}
+
 core::Result<JobInfo> Evaluations::SubmitEvaluation(std::string_view repo, std::string_view ref,
                                                     std::string_view spec_json) {
   RETURN_IF_ERROR(RequireAccess(Action::kPush, repo));
@@ -360,7 +379,7 @@ core::Result<JobInfo> Evaluations::SubmitEvaluation(std::string_view repo, std::
     return core::InvalidArgument("evaluation spec over " + std::to_string(kMaxSpecBytes) + " bytes", "BAD_EVAL_SPEC");
   }
   ASSIGN_OR_RETURN(validator::EvalSpec spec, validator::ParseEvalSpec(spec_json));
-  (void)spec;
+  RETURN_IF_ERROR(CheckSpecReadable(spec, repo));
   core::Digest digest = core::Sha256::Of(spec_json);
   // The exact bytes the job will read are stored before the job refers to them.
   RETURN_IF_ERROR(options_.blobs->Put(digest, spec_json));
@@ -370,13 +389,18 @@ core::Result<JobInfo> Evaluations::SubmitEvaluation(std::string_view repo, std::
 core::Result<JobInfo> Evaluations::SubmitEvaluationByDigest(std::string_view repo, std::string_view ref,
                                                             const core::Digest& spec) {
   RETURN_IF_ERROR(RequireAccess(Action::kPush, repo));
-  auto info = options_.blobs->Stat(spec);
-  if (!info.ok()) {
-    if (info.status().code() == core::Code::kNotFound) {
+  auto reader = options_.blobs->Open(spec);
+  if (!reader.ok()) {
+    if (reader.status().code() == core::Code::kNotFound) {
       return core::NotFound("no evaluation spec " + spec.ToString(), "SPEC_UNKNOWN");
     }
-    return info.status();
+    return reader.status();
   }
+  if ((*reader)->size() > kMaxSpecBytes) return core::InvalidArgument("evaluation spec too large", "BAD_EVAL_SPEC");
+  std::string text((*reader)->size(), '\0');
+  RETURN_IF_ERROR(internal::ReadAtOf(reader->get())(0, text.size(), text.data()));
+  ASSIGN_OR_RETURN(validator::EvalSpec parsed, validator::ParseEvalSpec(text));
+  RETURN_IF_ERROR(CheckSpecReadable(parsed, repo));
   JobInfo job;
   job.kind = "evaluation";
   job.repo = std::string(repo);
@@ -395,6 +419,7 @@ core::Result<JobInfo> Evaluations::SubmitStats(std::string_view repo, std::strin
   job.request = Json::object();
   if (!parent_ref.empty()) {
     auto [prepo, pref] = SplitRef(parent_ref, repo);
+    RETURN_IF_ERROR(RequireAccess(Action::kPull, prepo));
     RETURN_IF_ERROR(options_.registry->Resolve(prepo, pref).status());
     job.request["parent"] = std::string(parent_ref);
   }

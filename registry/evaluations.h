@@ -50,6 +50,7 @@
 #include "signing/keys.h"
 #include "storage/blob_store.h"
 #include "storage/meta_store.h"
+#include "validator/eval_spec.h"
 #include "validator/tensor_stats.h"
 
 namespace sigil::registry {
@@ -160,6 +161,7 @@ class Evaluations {
   struct Running;
   core::Status Recover();
   core::Result<JobInfo> Submit(JobInfo job);
+  core::Status CheckSpecReadable(const validator::EvalSpec& spec, std::string_view repo);
   core::Status Save(const JobInfo& job);
   core::Result<JobInfo> Load(std::string_view id);
   void Enqueue(const std::string& id);

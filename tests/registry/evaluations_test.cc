@@ -1,4 +1,5 @@
 #include "registry/evaluations.h"
+#include "registry/access.h"
 
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -247,6 +248,38 @@ TEST_CASE("quarantined versions are not run, and a server without a worker says 
   JobInfo done = env.Finished(*e, job->id);
   CHECK(done.state == JobState::kFailed);
   CHECK(done.error["reason"] == "VALIDATOR_UNAVAILABLE");
+}
+
+}  // namespace
+}  // namespace sigil::registry
+
+namespace sigil::registry {
+namespace {
+
+TEST_CASE("a scoped token may only evaluate against what it may pull", "[registry][evaluations]") {
+  Env env;
+  env.Push("data/eval", "v1", {{"eval.safetensors", Fixture("classification.safetensors")}});
+  env.Push("team/data", "v1", {{"eval.safetensors", Fixture("classification.safetensors")}});
+  env.Push("team/m", "1", {{"model.pt", Fixture("classifier.pt")}});
+  auto e = env.Start(env.Opts());
+  Principal pusher;
+  pusher.anonymous = false;
+  pusher.name = "ci";
+  pusher.role = Role::kPusher;
+  pusher.repos = {"team/*"};
+  PrincipalScope scope(pusher);
+  auto spec = [](const std::string& dataset) {
+    return R"({"model": "model.pt", "dataset": )" + dataset + R"(, "metrics": ["accuracy"]})";
+  };
+  auto other = e->SubmitEvaluation("team/m", "1", spec(R"({"ref": "data/eval:v1", "path": "eval.safetensors"})"));
+  CHECK(other.status().reason() == "REPOSITORY_OUT_OF_SCOPE");
+  std::string digest = core::Sha256::Of(Fixture("classification.safetensors")).ToString();
+  auto by_digest = e->SubmitEvaluation("team/m", "1", spec(R"({"digest": ")" + digest + R"("})"));
+  CHECK(by_digest.status().reason() == "REPOSITORY_OUT_OF_SCOPE");
+  CHECK(e->SubmitStats("team/m", "1", "data/eval:v1").status().reason() == "REPOSITORY_OUT_OF_SCOPE");
+  auto own = e->SubmitEvaluation("team/m", "1", spec(R"({"ref": "team/data:v1", "path": "eval.safetensors"})"));
+  CHECK(own.ok());
+  e->WaitIdle();
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "core/clock.h"
 #include "core/fs.h"
 #include "core/json.h"
+#include "tests/registry/model_fixture.h"
 #include "tests/support/temp_dir.h"
 
 namespace sigil::registry {
@@ -72,26 +73,9 @@ struct Env {
     REQUIRE(e.ok());
     return std::move(e).value();
   }
-  Descriptor Upload(const std::string& content, const std::string& title) {
-    Descriptor d;
-    d.media_type = std::string(kLayerMediaType);
-    d.digest = core::Sha256::Of(content);
-    d.size = content.size();
-    if (!title.empty()) d.annotations[std::string(kTitleAnnotation)] = title;
-    REQUIRE(blobs->Put(d.digest, content).ok());
-    return d;
-  }
   VersionInfo Push(const std::string& repo, const std::string& version,
                    const std::map<std::string, std::string>& files) {
-    Manifest m;
-    m.artifact_type = std::string(kModelArtifactType);
-    m.config = Upload("{}", "");
-    m.config.media_type = std::string(kModelConfigMediaType);
-    for (const auto& [title, content] : files) m.layers.push_back(Upload(content, title));
-    auto r = reg.PutVersion(repo, version, SerializeManifest(m));
-    INFO(r.status().ToString());
-    REQUIRE(r.ok());
-    return *r;
+    return fixtures::PushModel(reg, *blobs, repo, version, files);
   }
   JobInfo Finished(Evaluations& e, const std::string& id) {
     e.WaitIdle();

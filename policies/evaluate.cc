@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "signing/trust_store.h"
+#include "validator/eval_spec.h"
 
 namespace sigil::policies {
 namespace {
@@ -277,7 +278,8 @@ void CheckEvaluation(const EvaluationRule& rule, const Evidence& ev, Builder& ou
       out.Add(name, true, "current version has no " + metric + " to compare with");
       continue;
     }
-    double drop = cur->second - mine->second;
+    // How much worse, in the metric's own direction (a larger loss is worse).
+    double drop = validator::HigherIsBetter(metric) ? cur->second - mine->second : mine->second - cur->second;
     bool ok = drop <= tolerance;
     out.Add(name, ok,
             metric + " " + Num(mine->second) + " vs current " + Num(cur->second) +

@@ -275,6 +275,17 @@ TEST_CASE("evaluation: report, spec, thresholds and regression", "[policies]") {
     Expect(Evaluate(p, e, Promote()), "evaluation.regression.accuracy", true,
            "no current version");
   }
+  {
+    // A loss regresses upwards.
+    Policy loss = MustParse(R"({"name":"loss","repositories":["health/*"],
+      "evaluation":{"max_regression_vs_current":{"cross_entropy":0.05}}})");
+    Evidence e = GoodEvidence();
+    e.evaluation->metrics = {{"cross_entropy", 0.40}};
+    e.evaluation->current_metrics = std::map<std::string, double>{{"cross_entropy", 0.30}};
+    Expect(Evaluate(loss, e, Promote()), "evaluation.regression.cross_entropy", false, "regresses beyond");
+    e.evaluation->metrics = {{"cross_entropy", 0.20}};
+    Expect(Evaluate(loss, e, Promote()), "evaluation.regression.cross_entropy", true, "within");
+  }
 }
 
 TEST_CASE("residency refuses store, pull and export outside the allowed places", "[policies]") {

@@ -89,6 +89,15 @@ core::Status Apply(Config* c, const std::string& key, const std::string& value) 
   } else if (key == "bootstrap_token_file") {
     if (value.empty()) return core::InvalidArgument("bootstrap_token_file must name a file");
     c->bootstrap_token_file = value;
+  } else if (key == "site" || key == "region") {
+    if (value.empty() || value.size() > 128 ||
+        value.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-_.") != std::string::npos) {
+      return core::InvalidArgument(key + " must be 1-128 of a-z 0-9 - _ .");
+    }
+    (key == "site" ? c->site : c->region) = value;
+  } else if (key == "git_mirrors" || key == "peer_logs") {
+    if (value.empty()) return core::InvalidArgument(key + " must name a path");
+    (key == "git_mirrors" ? c->git_mirrors : c->peer_logs) = value;
   } else {
     return core::InvalidArgument("unknown setting '" + key + "'");
   }
@@ -107,6 +116,8 @@ const std::map<std::string, std::string>& EnvNames() {
       {"SIGIL_TLS_CERT", "tls_cert"},       {"SIGIL_TLS_KEY", "tls_key"},
       {"SIGIL_RATE_LIMIT", "rate_limit"},   {"SIGIL_RATE_BURST", "rate_burst"},
       {"SIGIL_UPLOADS_PER_TOKEN", "uploads_per_token"},
+      {"SIGIL_SITE", "site"},               {"SIGIL_REGION", "region"},
+      {"SIGIL_GIT_MIRRORS", "git_mirrors"}, {"SIGIL_PEER_LOGS", "peer_logs"},
   };
   return kNames;
 }
@@ -223,12 +234,18 @@ options (each also from the environment variable shown, or a JSON config file):
   --bootstrap-token-file F  the first admin token (imported when no admin
                           token exists); without it one is made, printed once
                           and written to DATA/bootstrap-token  SIGIL_BOOTSTRAP_TOKEN_FILE
+  --site NAME             this server's site, for residency rules SIGIL_SITE
+  --region NAME           this server's region                 SIGIL_REGION
+  --git-mirrors DIR       local git mirrors of training code, for provenance
+                          commit rules                         SIGIL_GIT_MIRRORS
+  --peer-logs FILE        log keys (C2SP note verifier keys, one per line) of
+                          the sites whose bundles are imported SIGIL_PEER_LOGS
   -h, --help              this text
 
 Config file keys: data, listen, threads, chunk_max, session_max,
 upload_expiry, gc_grace, log_origin, eval_jobs, validator, stats_backend,
 tls_cert, tls_key, rate_limit, rate_burst, uploads_per_token, auth,
-bootstrap_token_file. Durations look like 30s, 15m, 24h, 7d.
+bootstrap_token_file, site, region, git_mirrors, peer_logs. Durations look like 30s, 15m, 24h, 7d.
 Later sources win: defaults < config file < environment < flags.
 Server keys live in DATA/keys (created on first start; encrypted when
 SIGIL_KEY_PASSPHRASE is set), the trust store in DATA/trust.json.

@@ -45,6 +45,18 @@ struct Config {
   // live admin token exists; without it sigild makes one, prints it once
   // and writes it to DATA/bootstrap-token (0600).
   std::string bootstrap_token_file;
+  // Where this server is (residency rules match either): a site name such
+  // as "eu-health-1" and a region such as "eu-west". Empty: unplaced, and
+  // every residency store rule refuses pushes here.
+  std::string site;
+  std::string region;
+  // Root of the local git mirrors provenance commit rules are checked in
+  // (attest/git_mirror.h); empty: commit rules fail.
+  std::string git_mirrors;
+  // A file of C2SP note verifier keys ("origin+hash+base64", one per line,
+  // '#' comments): the transparency logs of sites whose bundles this server
+  // imports. Empty: no bundle imports.
+  std::string peer_logs;
   bool show_help = false;
 };
 

@@ -17,6 +17,9 @@
 #include "core/status.h"
 #include "registry/attestations.h"
 #include "registry/access.h"
+#include "registry/bundles.h"
+#include "registry/policy_store.h"
+#include "registry/promotions.h"
 #include "registry/evaluations.h"
 #include "registry/registry.h"
 #include "registry/scanning.h"
@@ -54,6 +57,18 @@ struct ServiceOptions {
   // instead of the route, and audited as refused.
   std::function<core::Status(const registry::Principal& principal, const HttpRequest& request)> admit =
       nullptr;
+  // Stored policies (policy routes, residency checks). Without it the
+  // policy routes answer 503 POLICIES_UNAVAILABLE and nothing is refused for
+  // residency.
+  registry::PolicyStore* policies = nullptr;
+  // Promotion jobs and alias history; without it promotions answer 503
+  // PROMOTIONS_UNAVAILABLE.
+  registry::Promotions* promotions = nullptr;
+  // Export plans and bundle imports; without it 503 BUNDLES_UNAVAILABLE.
+  registry::Bundles* bundles = nullptr;
+  // This server's site and region (Config::site/region), for residency.
+  std::string site;
+  std::string region;
   // Optional: counts open upload sessions per caller (LimitKey); creating
   // one more than its limit answers 429 TOO_MANY_UPLOADS.
   RateLimiter* limiter = nullptr;

@@ -92,6 +92,32 @@ struct AliasInfo {
   int64_t updated_micros = 0;
 };
 
+// Why an alias moved. Every move and deletion is recorded in the alias's
+// history (MoveAlias, DeleteAlias), in the same WriteBatch as the move.
+struct AliasMove {
+  std::string by;      // the principal's name
+  std::string via;     // "promotion", "override" (an admin), "import", "delete"
+  std::string job_id;  // the promotion job, when via "promotion"
+  std::optional<core::Digest> vsa;  // the VSA attestation's content digest
+  // Compare-and-set: when set, the move happens only if the alias points at
+  // this manifest digest now (nullopt inside: only if the alias is unset);
+  // otherwise kAborted, reason ALIAS_MOVED, naming where it points now.
+  std::optional<std::optional<core::Digest>> expect_current;
+};
+
+struct AliasEvent {
+  std::string alias;
+  std::string version;  // empty for a deletion
+  core::Digest digest;  // zero for a deletion
+  std::string previous_version;  // empty when the alias was unset
+  std::optional<core::Digest> previous_digest;
+  int64_t micros = 0;
+  std::string by;
+  std::string via;
+  std::string job_id;
+  std::optional<core::Digest> vsa;
+};
+
 template <typename T>
 struct Page {
   std::vector<T> items;
@@ -156,6 +182,13 @@ class Registry {
   // ref as in Resolve, but never another alias name... an alias to an alias
   // is resolved to the version at the time it is set.
   core::Result<AliasInfo> SetAlias(std::string_view repo, std::string_view alias, std::string_view ref);
+  // SetAlias with a reason recorded in the alias's history.
+  core::Result<AliasInfo> MoveAlias(std::string_view repo, std::string_view alias, std::string_view ref,
+                                    const AliasMove& move);
+  // The alias's moves, newest first, at most limit (1..1000). An alias never
+  // set has an empty history (not an error, if the repository exists).
+  core::Result<std::vector<AliasEvent>> AliasHistory(std::string_view repo, std::string_view alias,
+                                                     size_t limit);
   core::Result<AliasInfo> GetAlias(std::string_view repo, std::string_view alias);
   core::Status DeleteAlias(std::string_view repo, std::string_view alias);
   core::Result<std::vector<AliasInfo>> ListAliases(std::string_view repo);

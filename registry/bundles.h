@@ -1,0 +1,108 @@
+// Bundles: moving verified models across an air gap.
+//
+// A bundle is a tar file in OCI image layout (oci-layout, index.json,
+// blobs/sha256/<hex>) that the client writes (cli/) from an export plan the
+// server makes, and reads back on the other side to upload its blobs and
+// submit its plan. The plan is itself a blob in the bundle, named in
+// index.json with artifactType kBundleArtifactType:
+//
+//   {"schema": 1, "origin", "site", "region", "to_region", "created",
+//    "checkpoint": "<signed note of the exporting log>",
+//    "versions": [{"repository", "version", "digest", "labels", "blobs": [...]}],
+//    "attestations": [{"repository", "version_digest", "content_digest",
+//                      "predicate_type", "log_index", "leaf", "inclusion": [hex]}],
+//    "aliases": [{"repository", "alias", "version", "digest", "vsa"}],
+//    "blobs": [{"digest", "size"}],      // every blob the bundle carries
+//    "omitted": ["sha256:..."]}          // blobs left out by --since
+//
+// Export (the exporting server): needs pull access to every ref; refs are
+// "repo:ref" (a version or an alias). Each repository's residency export
+// rule must allow to_region (PolicyStore::CheckResidency, action kExport:
+// kPermissionDenied RESIDENCY_DENIED otherwise). `since` lists blobs the
+// other side already has; they are named in "omitted" and not carried.
+//
+// Import (the receiving server), all-or-nothing: every blob the plan names
+// must be in the local blob store already (uploaded by the client; content
+// addressed, so invisible until referenced) or named in "omitted" and
+// present; every manifest must parse and reference only those blobs; the
+// checkpoint must verify against a peer log key (ImportOptions::peer_logs)
+// and every attestation's leaf must be included in it (RFC 6962 proof) and
+// describe that attestation; every attestation must verify against the local
+// trust store exactly as Attestations::Add does; every alias needs a VSA
+// among them that PASSED for that digest and stage; the local residency
+// store rule must allow each repository here. Only then is anything written.
+// Importing the same plan twice changes nothing the second time.
+//
+// Errors of Import: kInvalidArgument BUNDLE_INVALID (malformed plan),
+// BLOB_UNKNOWN (detail {"missing": [...]}), DIGEST_MISMATCH;
+// kPermissionDenied CHECKPOINT_UNTRUSTED, PROOF_INVALID, KEY_UNTRUSTED (and
+// the other Attestations::Add reasons), VSA_MISSING, RESIDENCY_DENIED.
+// The message names the part at fault ("attestation 3 of health/x@sha256:..").
+//
+// Thread-safety: all methods may be called concurrently.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "attest/checkpoint.h"
+#include "attest/transparency_log.h"
+#include "core/clock.h"
+#include "core/digest.h"
+#include "core/json.h"
+#include "core/status.h"
+#include "registry/attestations.h"
+#include "registry/policy_store.h"
+#include "registry/registry.h"
+#include "storage/blob_store.h"
+#include "storage/meta_store.h"
+
+namespace sigil::registry {
+
+inline constexpr std::string_view kBundleArtifactType = "application/vnd.sigil.bundle.v1+json";
+inline constexpr size_t kMaxBundlePlanBytes = 16 << 20;
+
+struct BundlesOptions {
+  Registry* registry = nullptr;
+  storage::BlobStore* blobs = nullptr;
+  storage::MetaStore* meta = nullptr;
+  Attestations* attestations = nullptr;
+  attest::TransparencyLog* log = nullptr;
+  PolicyStore* policies = nullptr;
+  core::Clock* clock = core::Clock::Real();
+  std::string origin;  // this server's log origin
+  std::string site;    // this server's site and region (config)
+  std::string region;
+  // Checkpoint keys of the sites whose bundles this server accepts.
+  std::vector<attest::NoteVerifier> peer_logs;
+};
+
+struct ExportRequest {
+  std::vector<std::string> refs;   // "repo:ref"
+  std::string to_region;
+  std::vector<core::Digest> since;  // blobs the other side has
+};
+
+struct ImportSummary {
+  size_t versions_added = 0;
+  size_t attestations_added = 0;
+  size_t aliases_moved = 0;
+  bool changed = false;  // false: everything was already here
+};
+
+class Bundles {
+ public:
+  explicit Bundles(BundlesOptions options) : options_(std::move(options)) {}
+
+  // The plan (JSON above). Errors: those of Resolve, RESIDENCY_DENIED,
+  // kInvalidArgument BUNDLE_INVALID (no refs, bad ref, no to_region).
+  core::Result<core::Json> Export(const ExportRequest& request);
+  core::Result<ImportSummary> Import(std::string_view plan_json);
+
+ private:
+  BundlesOptions options_;
+};
+
+}  // namespace sigil::registry

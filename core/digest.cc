@@ -102,6 +102,14 @@ Digest Sha256::Of(std::string_view data) {
   return Digest(out);
 }
 
+std::string Sha512Raw(std::string_view data) {
+  std::string out(64, '\0');
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), reinterpret_cast<unsigned char*>(out.data()), &len,
+             EVP_sha512(), nullptr);
+  return out;
+}
+
 Result<Digest> HashFile(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoStatus(errno, "open " + path);

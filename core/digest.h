@@ -57,6 +57,9 @@ class Sha256 {
   std::unique_ptr<Ctx> ctx_;
 };
 
+// SHA-512 of data as 64 raw bytes (SSH signatures may hash with it).
+std::string Sha512Raw(std::string_view data);
+
 // Hashes a whole file, streaming.
 Result<Digest> HashFile(const std::string& path);
 

@@ -11,6 +11,7 @@
 #include <mutex>
 
 #include <openssl/core_names.h>
+#include <openssl/params.h>
 #include <openssl/pem.h>
 #include <sodium.h>
 
@@ -209,6 +210,40 @@ Result<PublicKey> PublicKey::FromRawEd25519(std::string_view raw) {
                                               reinterpret_cast<const unsigned char*>(raw.data()),
                                               raw.size()));
   if (!pkey) return OpenSslError("building Ed25519 key", core::Code::kInvalidArgument, "KEY_INVALID");
+  ASSIGN_OR_RETURN(std::string pem, SpkiPem(pkey.get()));
+  return FromPem(pem);
+}
+
+Result<PublicKey> PublicKey::FromEcPoint(Algorithm algorithm, std::string_view point) {
+  if (algorithm == Algorithm::kEd25519) {
+    return core::InvalidArgument("FromEcPoint needs an ECDSA algorithm", "KEY_UNSUPPORTED");
+  }
+  if (point.size() != 1 + 2 * ScalarBytes(algorithm) || point[0] != 0x04) {
+    return KeyInvalid("EC public key must be an uncompressed point of " +
+                      std::to_string(1 + 2 * ScalarBytes(algorithm)) + " bytes");
+  }
+  char group[] = "P-256";
+  char group384[] = "P-384";
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
+                                       algorithm == Algorithm::kEcdsaP384Sha384 ? group384 : group, 0),
+      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY,
+                                        const_cast<char*>(point.data()), point.size()),
+      OSSL_PARAM_construct_end(),
+  };
+  internal::EvpPkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
+  EVP_PKEY* raw_pkey = nullptr;
+  if (!ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
+      EVP_PKEY_fromdata(ctx.get(), &raw_pkey, EVP_PKEY_PUBLIC_KEY, params) != 1) {
+    return OpenSslError("building EC public key", core::Code::kInvalidArgument, "KEY_INVALID");
+  }
+  EvpPkeyPtr pkey(raw_pkey);
+  // fromdata does not check that the point lies on the curve.
+  internal::EvpPkeyCtxPtr check(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey.get(), nullptr));
+  if (!check || EVP_PKEY_public_check(check.get()) != 1) {
+    return OpenSslError("EC public key is not a point on the curve", core::Code::kInvalidArgument,
+                        "KEY_INVALID");
+  }
   ASSIGN_OR_RETURN(std::string pem, SpkiPem(pkey.get()));
   return FromPem(pem);
 }

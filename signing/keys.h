@@ -49,6 +49,11 @@ class PublicKey {
   static core::Result<PublicKey> FromPem(std::string_view pem);
   // An Ed25519 key from its 32 raw bytes. Errors: kInvalidArgument "KEY_INVALID".
   static core::Result<PublicKey> FromRawEd25519(std::string_view raw);
+  // An ECDSA key from its uncompressed point (0x04 || X || Y) on the curve of
+  // `algorithm` (as SSH and raw() carry it). Errors: kInvalidArgument
+  // "KEY_INVALID" (wrong length, not on the curve) or "KEY_UNSUPPORTED"
+  // (algorithm is not ECDSA).
+  static core::Result<PublicKey> FromEcPoint(Algorithm algorithm, std::string_view point);
 
   Algorithm algorithm() const;
   // Canonical SPKI PEM as OpenSSL writes it.

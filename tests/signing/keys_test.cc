@@ -95,6 +95,37 @@ TEST_CASE("Ed25519 matches the RFC 8032 known answer", "[signing]") {
   CHECK(raw_pub->Verify("", *sig).ok());
 }
 
+TEST_CASE("ECDSA public keys from uncompressed points", "[signing]") {
+  for (Algorithm a : {Algorithm::kEcdsaP256Sha256, Algorithm::kEcdsaP384Sha384}) {
+    auto key = PrivateKey::Generate(a);
+    REQUIRE(key.ok());
+    auto sig = key->Sign("point");
+    REQUIRE(sig.ok());
+    auto pub = PublicKey::FromEcPoint(a, key->public_key().raw());
+    REQUIRE(pub.ok());
+    CHECK(pub->algorithm() == a);
+    CHECK(pub->key_id() == key->key_id());
+    CHECK(pub->Verify("point", *sig).ok());
+  }
+  auto p256 = PrivateKey::Generate(Algorithm::kEcdsaP256Sha256);
+  REQUIRE(p256.ok());
+  std::string point = p256->public_key().raw();
+  std::string off_curve = point;
+  off_curve[64] = static_cast<char>(off_curve[64] ^ 0x01);
+  std::string compressed = point;
+  compressed[0] = 0x02;
+  for (const std::string& bad : {off_curve, compressed, point.substr(0, 64), point + "x",
+                                 std::string()}) {
+    auto r = PublicKey::FromEcPoint(Algorithm::kEcdsaP256Sha256, bad);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code() == Code::kInvalidArgument);
+    CHECK(r.status().reason() == "KEY_INVALID");
+  }
+  // A P-256 point is not a P-384 key.
+  CHECK(PublicKey::FromEcPoint(Algorithm::kEcdsaP384Sha384, point).status().reason() == "KEY_INVALID");
+  CHECK(PublicKey::FromEcPoint(Algorithm::kEd25519, point).status().reason() == "KEY_UNSUPPORTED");
+}
+
 TEST_CASE("malformed PEM is refused", "[signing]") {
   auto key = PrivateKey::Generate();
   REQUIRE(key.ok());

@@ -19,7 +19,18 @@
 // RESIDENCY_DENIED, a message naming the policy and the rule
 // ("policy eu-health: residency.pull: site us-east-1 is not in [eu-*]"), and
 // detail {"decisions": [DecisionToJson...]}. No policy covering the
-// repository (or none with a residency rule) allows everything.
+// repository (or none with a residency rule) allows everything. A caller
+// with no site (context.site empty, context.token_name set) refused by a rule
+// gets "(token <name> has no site)" appended to the message ("an anonymous
+// caller" for token_name "anonymous").
+//
+// Policy names are 1 to 64 characters of [A-Za-z0-9._-] (they appear in keys
+// and URL paths); others are refused with POLICY_INVALID. A stored document
+// is parsed again when read; one that no longer parses is kDataLoss.
+//
+// The policies in force are cached in memory (loaded on first use, dropped by
+// every Put and Delete through this object), so the residency checks of
+// every pull cost no metadata read; one MetaStore has one PolicyStore.
 //
 // Put, Delete need the admin role (registry/access.h RequireAccess).
 //
@@ -27,6 +38,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -70,11 +82,13 @@ class PolicyStore {
   };
   core::Result<PutResult> Put(std::string_view document);
   // version 0: the latest. kNotFound POLICY_UNKNOWN (also for a deleted
-  // name's latest).
+  // name's latest). A numbered version is returned even when it is a
+  // deletion (deleted true, document "").
   core::Result<PolicyRecord> Get(std::string_view name, uint64_t version = 0);
   // The latest version of every name not deleted, by name.
   core::Result<std::vector<PolicyRecord>> List();
-  // Every version of a name, oldest first (deletions included).
+  // Every version of a name, oldest first (deletions included);
+  // kNotFound POLICY_UNKNOWN for a name never stored.
   core::Result<std::vector<PolicyRecord>> History(std::string_view name);
   // kNotFound POLICY_UNKNOWN when the name has no live version.
   core::Status Delete(std::string_view name);
@@ -88,9 +102,22 @@ class PolicyStore {
   // repository. OK or kPermissionDenied RESIDENCY_DENIED as above.
   core::Status CheckResidency(std::string_view repository, const policies::Context& context);
 
+  // Whether some policy in force states a residency list for the action
+  // (store, pull or export): when none does, CheckResidency passes for every
+  // repository and callers may skip work (finding a blob's repositories).
+  core::Result<bool> RestrictsResidency(policies::Action action);
+
  private:
+  core::Result<std::vector<PolicyRecord>> ScanVersions(std::string_view prefix);
+  core::Result<std::optional<PolicyRecord>> Latest(std::string_view name);
+  // Writes the record and drops the cache. REQUIRES: put_mu_ held.
+  core::Status Append(PolicyRecord record);
+  core::Result<std::shared_ptr<const std::vector<PolicyRecord>>> InForce();
+
   PolicyStoreOptions options_;
   std::mutex put_mu_;  // read the latest version, then write the next
+  std::mutex cache_mu_;
+  std::shared_ptr<const std::vector<PolicyRecord>> in_force_;  // latest live versions by name; null: load
 };
 
 }  // namespace sigil::registry

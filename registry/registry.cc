@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <set>
 #include <utility>
 
@@ -28,6 +29,9 @@ std::string AliasPrefix(std::string_view repo) { return Join({repo, "a", ""}); }
 std::string VersionKey(std::string_view repo, std::string_view v) { return VersionPrefix(repo).append(v); }
 std::string AliasKey(std::string_view repo, std::string_view a) { return AliasPrefix(repo).append(a); }
 std::string IndexKey(std::string_view repo, const core::Digest& d) { return Join({repo, d.ToString()}); }
+// "<repo>\0h\0<alias>\0": the alias's history; each event's key ends in 16
+// hex digits of ~sequence, so an ascending scan yields the newest first.
+std::string HistoryPrefix(std::string_view repo, std::string_view a) { return Join({repo, "h", a, ""}); }
 
 core::Status RepoUnknown(std::string_view repo) {
   return core::NotFound("repository '" + std::string(repo) + "' not found", "REPO_UNKNOWN");
@@ -184,6 +188,89 @@ struct AliasRecord {
   }
   AliasInfo ToInfo(std::string_view name) const { return {std::string(name), digest, version, updated}; }
 };
+
+// One event of an alias's history (AliasEvent without the alias name).
+struct HistoryRecord {
+  AliasEvent event;
+
+  std::string Dump() const {
+    const AliasEvent& e = event;
+    Json o = {{"version", e.version}, {"digest", e.version.empty() ? "" : e.digest.ToString()},
+              {"previous_version", e.previous_version}, {"micros", e.micros}, {"by", e.by},
+              {"via", e.via}, {"job_id", e.job_id}};
+    if (e.previous_digest) o["previous_digest"] = e.previous_digest->ToString();
+    if (e.vsa) o["vsa"] = e.vsa->ToString();
+    return core::DumpJson(o);
+  }
+  static core::Result<HistoryRecord> Parse(std::string_view alias, std::string_view text) {
+    Reader r{kTagsCf, alias};
+    ASSIGN_OR_RETURN(Json o, r.Object(text));
+    HistoryRecord rec;
+    AliasEvent& e = rec.event;
+    e.alias = std::string(alias);
+    ASSIGN_OR_RETURN(e.version, r.String(o, "version"));
+    if (!e.version.empty()) {
+      ASSIGN_OR_RETURN(e.digest, r.Digest(o, "digest"));
+    }
+    ASSIGN_OR_RETURN(e.previous_version, r.String(o, "previous_version"));
+    if (o.contains("previous_digest")) {
+      ASSIGN_OR_RETURN(e.previous_digest, r.Digest(o, "previous_digest"));
+    }
+    ASSIGN_OR_RETURN(e.micros, r.Int(o, "micros"));
+    ASSIGN_OR_RETURN(e.by, r.String(o, "by"));
+    ASSIGN_OR_RETURN(e.via, r.String(o, "via"));
+    ASSIGN_OR_RETURN(e.job_id, r.String(o, "job_id"));
+    if (o.contains("vsa")) {
+      ASSIGN_OR_RETURN(e.vsa, r.Digest(o, "vsa"));
+    }
+    return rec;
+  }
+};
+
+// The name recorded as "by" when the caller gives none: the calling
+// thread's principal, or the server itself.
+std::string CurrentName() {
+  const Principal* p = PrincipalScope::Current();
+  return p == nullptr ? "sigild" : p->name;
+}
+
+// The key the alias's next history event goes under. REQUIRES: write_mu_ held.
+core::Result<std::string> NextHistoryKey(storage::MetaStore* meta, std::string_view repo,
+                                         std::string_view alias) {
+  std::string prefix = HistoryPrefix(repo, alias);
+  uint64_t last = 0;
+  core::Status bad;
+  RETURN_IF_ERROR(meta->Scan(kTagsCf, prefix, [&](std::string_view key, std::string_view) {
+    std::string_view hex = key.substr(prefix.size());
+    uint64_t inverted = 0;
+    auto [end, ec] = std::from_chars(hex.data(), hex.data() + hex.size(), inverted, 16);
+    if (hex.size() != 16 || ec != std::errc() || end != hex.data() + hex.size()) {
+      bad = Corrupt(kTagsCf, alias, "malformed history key");
+    } else {
+      last = ~inverted;
+    }
+    return false;  // the first key is the newest
+  }));
+  RETURN_IF_ERROR(bad);
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(~(last + 1)));
+  return prefix + buf;
+}
+
+// Adds the alias's deletion to batch. REQUIRES: write_mu_ held.
+core::Status RecordDeletion(storage::MetaStore* meta, core::Clock* clock, std::string_view repo,
+                            std::string_view alias, const AliasRecord& was, storage::WriteBatch* batch) {
+  HistoryRecord h;
+  h.event.alias = std::string(alias);
+  h.event.previous_version = was.version;
+  h.event.previous_digest = was.digest;
+  h.event.micros = clock->NowMicros();
+  h.event.by = CurrentName();
+  h.event.via = "delete";
+  ASSIGN_OR_RETURN(std::string key, NextHistoryKey(meta, repo, alias));
+  batch->Put(kTagsCf, key, h.Dump());
+  return core::OkStatus();
+}
 
 // Manifest index: "version" is the oldest version still holding the digest
 // (what a digest ref resolves to); "versions" lists all of them in push order.
@@ -698,7 +785,25 @@ core::Status Registry::SetVersionState(std::string_view repo, std::string_view v
 
 core::Result<AliasInfo> Registry::SetAlias(std::string_view repo, std::string_view alias,
                                            std::string_view ref) {
-  RETURN_IF_ERROR(RequireAccess(Action::kPromote, repo));
+  AliasMove move;
+  move.by = CurrentName();
+  move.via = "override";
+  return MoveAlias(repo, alias, ref, move);
+}
+
+core::Result<AliasInfo> Registry::MoveAlias(std::string_view repo, std::string_view alias,
+                                            std::string_view ref, const AliasMove& move) {
+  Action action;
+  if (move.via == "promotion") {
+    action = Action::kPromote;
+  } else if (move.via == "override" || move.via == "import") {
+    action = Action::kAdmin;
+  } else {
+    return core::InvalidArgument("an alias moves via \"promotion\", \"override\" or \"import\", not \"" +
+                                     move.via + "\"",
+                                 "ALIAS_VIA_INVALID");
+  }
+  RETURN_IF_ERROR(RequireAccess(action, repo));
   RETURN_IF_ERROR(ValidateRepoName(repo));
   RETURN_IF_ERROR(ValidateTag(alias));
   std::lock_guard write_lock(write_mu_);
@@ -711,9 +816,72 @@ core::Result<AliasInfo> Registry::SetAlias(std::string_view repo, std::string_vi
   if (clash.status().code() != core::Code::kNotFound) return clash.status();
   // An alias given as ref is followed now: aliases always name a version.
   ASSIGN_OR_RETURN(Resolved target, ResolveRef(options_.meta, repo, ref));
+
+  std::optional<AliasRecord> current;
+  auto current_text = options_.meta->Get(kTagsCf, AliasKey(repo, alias));
+  if (current_text.ok()) {
+    ASSIGN_OR_RETURN(current, AliasRecord::Parse(alias, *current_text));
+  } else if (current_text.status().code() != core::Code::kNotFound) {
+    return current_text.status();
+  }
+  if (move.expect_current) {
+    std::optional<core::Digest> now;
+    if (current) now = current->digest;
+    if (now != *move.expect_current) {
+      std::string where = current ? "'" + current->version + "' (" + current->digest.ToString() + ")" : "nothing";
+      Json detail = {{"alias", alias}, {"current_version", current ? current->version : ""}};
+      if (current) detail["current_digest"] = current->digest.ToString();
+      return core::Aborted("alias '" + std::string(alias) + "' of '" + std::string(repo) +
+                               "' moved meanwhile: it points at " + where + " now",
+                           "ALIAS_MOVED")
+          .WithDetail(core::DumpJson(detail));
+    }
+  }
+
   AliasRecord rec{target.tag.digest, target.version, options_.clock->NowMicros()};
-  RETURN_IF_ERROR(options_.meta->Put(kTagsCf, AliasKey(repo, alias), rec.Dump()));
+  HistoryRecord h;
+  h.event.alias = std::string(alias);
+  h.event.version = target.version;
+  h.event.digest = target.tag.digest;
+  if (current) {
+    h.event.previous_version = current->version;
+    h.event.previous_digest = current->digest;
+  }
+  h.event.micros = rec.updated;
+  h.event.by = move.by.empty() ? CurrentName() : move.by;
+  h.event.via = move.via;
+  h.event.job_id = move.job_id;
+  h.event.vsa = move.vsa;
+  ASSIGN_OR_RETURN(std::string history_key, NextHistoryKey(options_.meta, repo, alias));
+  storage::WriteBatch batch;
+  batch.Put(kTagsCf, AliasKey(repo, alias), rec.Dump());
+  batch.Put(kTagsCf, history_key, h.Dump());
+  RETURN_IF_ERROR(options_.meta->Write(batch));
   return rec.ToInfo(alias);
+}
+
+core::Result<std::vector<AliasEvent>> Registry::AliasHistory(std::string_view repo, std::string_view alias,
+                                                             size_t limit) {
+  RETURN_IF_ERROR(ValidateRepoName(repo));
+  RETURN_IF_ERROR(ValidateTag(alias));
+  if (limit < 1 || limit > kMaxPageLimit) {
+    return core::InvalidArgument("limit must be in [1, " + std::to_string(kMaxPageLimit) + "]", "LIMIT_INVALID");
+  }
+  RETURN_IF_ERROR(RequireRepo(options_.meta, repo));
+  std::vector<AliasEvent> out;
+  core::Status bad;
+  RETURN_IF_ERROR(options_.meta->Scan(kTagsCf, HistoryPrefix(repo, alias),
+                                      [&](std::string_view, std::string_view value) {
+                                        auto rec = HistoryRecord::Parse(alias, value);
+                                        if (!rec.ok()) {
+                                          bad = rec.status();
+                                          return false;
+                                        }
+                                        out.push_back(std::move(rec->event));
+                                        return out.size() < limit;
+                                      }));
+  RETURN_IF_ERROR(bad);
+  return out;
 }
 
 core::Result<AliasInfo> Registry::GetAlias(std::string_view repo, std::string_view alias) {
@@ -738,7 +906,11 @@ core::Status Registry::DeleteAlias(std::string_view repo, std::string_view alias
   if (!text.ok()) {
     return text.status().code() == core::Code::kNotFound ? AliasUnknown(repo, alias) : text.status();
   }
-  return options_.meta->Delete(kTagsCf, AliasKey(repo, alias));
+  ASSIGN_OR_RETURN(AliasRecord was, AliasRecord::Parse(alias, *text));
+  storage::WriteBatch batch;
+  batch.Delete(kTagsCf, AliasKey(repo, alias));
+  RETURN_IF_ERROR(RecordDeletion(options_.meta, options_.clock, repo, alias, was, &batch));
+  return options_.meta->Write(batch);
 }
 
 core::Result<std::vector<AliasInfo>> Registry::ListAliases(std::string_view repo) {
@@ -761,7 +933,10 @@ core::Status Registry::DeleteVersion(std::string_view repo, std::string_view ver
 
   storage::WriteBatch batch;
   batch.Delete(kTagsCf, VersionKey(repo, version));
-  for (const std::string& alias : AliasesOf(aliases, version)) batch.Delete(kTagsCf, AliasKey(repo, alias));
+  for (const std::string& alias : AliasesOf(aliases, version)) {
+    batch.Delete(kTagsCf, AliasKey(repo, alias));
+    RETURN_IF_ERROR(RecordDeletion(options_.meta, options_.clock, repo, alias, aliases.at(alias), &batch));
+  }
 
   std::string index_key = IndexKey(repo, tag.digest);
   auto index_text = options_.meta->Get(kManifestsCf, index_key);

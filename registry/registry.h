@@ -7,6 +7,13 @@
 //   tags       <repo>\0v\0<version>       -> {"digest", "created", "state", "labels",
 //                                              "size", "total_size"}
 //   tags       <repo>\0a\0<alias>         -> {"digest", "updated", "version"}
+//   tags       <repo>\0h\0<alias>\0<16 hex ~seq>
+//                                         -> {"version", "digest", "previous_version",
+//                                              "previous_digest"?, "micros", "by", "via",
+//                                              "job_id", "vsa"?}: the alias's history,
+//                                             seq counting from 1 per alias (inverted,
+//                                             so a scan yields the newest first); a
+//                                             deletion has an empty "version"
 //   manifests  <repo>\0<digest>           -> {"version", "created", "versions"}
 //                                             (which versions a digest is: "versions" in push
 //                                             order, "version" the oldest, what a digest resolves to)
@@ -180,9 +187,15 @@ class Registry {
   core::Status SetVersionState(std::string_view repo, std::string_view version, VersionState state);
 
   // ref as in Resolve, but never another alias name... an alias to an alias
-  // is resolved to the version at the time it is set.
+  // is resolved to the version at the time it is set. An admin override:
+  // MoveAlias via "override" by the calling principal.
   core::Result<AliasInfo> SetAlias(std::string_view repo, std::string_view alias, std::string_view ref);
-  // SetAlias with a reason recorded in the alias's history.
+  // SetAlias with a reason recorded in the alias's history, in the same
+  // WriteBatch as the move. Access: via "promotion" needs kPromote, via
+  // "override" or "import" kAdmin; any other via is kInvalidArgument
+  // ALIAS_VIA_INVALID. An empty move.by records the calling principal's name
+  // ("sigild" on a server thread). expect_current: kAborted ALIAS_MOVED,
+  // detail {"alias", "current_version", "current_digest"?}.
   core::Result<AliasInfo> MoveAlias(std::string_view repo, std::string_view alias, std::string_view ref,
                                     const AliasMove& move);
   // The alias's moves, newest first, at most limit (1..1000). An alias never
@@ -190,6 +203,8 @@ class Registry {
   core::Result<std::vector<AliasEvent>> AliasHistory(std::string_view repo, std::string_view alias,
                                                      size_t limit);
   core::Result<AliasInfo> GetAlias(std::string_view repo, std::string_view alias);
+  // Records a "delete" event by the calling principal (as does DeleteVersion
+  // for each alias it removes).
   core::Status DeleteAlias(std::string_view repo, std::string_view alias);
   core::Result<std::vector<AliasInfo>> ListAliases(std::string_view repo);
 

@@ -27,6 +27,12 @@
 namespace sigil::registry {
 namespace {
 
+AliasMove Via(const char* via) {
+  AliasMove move;
+  move.via = via;
+  return move;
+}
+
 constexpr int64_t kSecond = 1'000'000;
 constexpr int64_t kMinute = 60 * kSecond;
 constexpr int64_t kHour = 60 * kMinute;
@@ -807,7 +813,12 @@ TEST_CASE("the registry refuses what the calling principal may not do", "[access
 
   {
     PrincipalScope promoter(TokenPrincipal("gate", Role::kPromoter));
-    REQUIRE(env.reg.SetAlias("health/a", "production", "1.0").ok());
+    // A promoter moves an alias through a promotion, not by hand.
+    CheckError(env.reg.SetAlias("health/a", "production", "1.0").status(), core::Code::kPermissionDenied,
+               "ROLE_INSUFFICIENT");
+    CheckError(env.reg.MoveAlias("health/a", "production", "1.0", Via("import")).status(),
+               core::Code::kPermissionDenied, "ROLE_INSUFFICIENT");
+    REQUIRE(env.reg.MoveAlias("health/a", "production", "1.0", Via("promotion")).ok());
     CheckError(env.reg.DeleteAlias("health/a", "production"), core::Code::kPermissionDenied,
                "ROLE_INSUFFICIENT");
   }

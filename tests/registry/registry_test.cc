@@ -534,6 +534,97 @@ TEST_CASE("labels, residency and state are kept per repository and version", "[r
   CHECK(VersionStateName(VersionState::kAvailable) == "available");
 }
 
+TEST_CASE("every alias move and deletion is in the alias's history, newest first", "[registry]") {
+  Env env;
+  VersionInfo v1 = env.Push("team/model", "1", env.Model({{"w", "1"}}));
+  VersionInfo v2 = env.Push("team/model", "2", env.Model({{"w", "2"}}));
+  // A repository with no such alias has an empty history; an unknown one is an error.
+  auto none = env.reg.AliasHistory("team/model", "production", 10);
+  REQUIRE(none.ok());
+  CHECK(none->empty());
+  CheckError(env.reg.AliasHistory("team/other", "production", 10).status(), core::Code::kNotFound,
+             "REPO_UNKNOWN");
+  CheckError(env.reg.AliasHistory("team/model", "production", 0).status(), core::Code::kInvalidArgument,
+             "LIMIT_INVALID");
+  CheckError(env.reg.AliasHistory("team/model", "production", 1001).status(), core::Code::kInvalidArgument,
+             "LIMIT_INVALID");
+
+  core::Digest vsa = core::Sha256::Of("a vsa");
+  AliasMove first;
+  first.by = "gate";
+  first.via = "promotion";
+  first.job_id = "job-1";
+  first.vsa = vsa;
+  first.expect_current = std::optional<core::Digest>();
+  REQUIRE(env.reg.MoveAlias("team/model", "production", "1", first).ok());
+  env.clock.Advance(kSecond);
+  // Compare-and-set: the alias is no longer unset.
+  core::Status moved = env.reg.MoveAlias("team/model", "production", "2", first).status();
+  CheckError(moved, core::Code::kAborted, "ALIAS_MOVED");
+  CHECK(moved.message().find("'1'") != std::string::npos);
+  CHECK(nlohmann::json::parse(moved.detail())["current_version"] == "1");
+  // ... but a move that expects version 1 there goes through.
+  AliasMove second = first;
+  second.job_id = "job-2";
+  second.expect_current = std::optional<core::Digest>(v1.digest);
+  REQUIRE(env.reg.MoveAlias("team/model", "production", "2", second).ok());
+  env.clock.Advance(kSecond);
+  REQUIRE(env.reg.SetAlias("team/model", "production", "1").ok());  // an override, by the server itself
+  env.clock.Advance(kSecond);
+  AliasMove teleport;
+  teleport.via = "teleport";
+  CheckError(env.reg.MoveAlias("team/model", "production", "1", teleport).status(),
+             core::Code::kInvalidArgument, "ALIAS_VIA_INVALID");
+  REQUIRE(env.reg.DeleteAlias("team/model", "production").ok());
+  // Another alias, and an alias whose name extends this one, keep their own histories.
+  REQUIRE(env.reg.SetAlias("team/model", "production2", "2").ok());
+
+  auto history = env.reg.AliasHistory("team/model", "production", 10);
+  REQUIRE(history.ok());
+  REQUIRE(history->size() == 4);
+  const AliasEvent& del = (*history)[0];
+  CHECK(del.via == "delete");
+  CHECK(del.version.empty());
+  CHECK(del.previous_version == "1");
+  CHECK(del.previous_digest == v1.digest);
+  CHECK(del.by == "sigild");
+  const AliasEvent& over = (*history)[1];
+  CHECK(over.via == "override");
+  CHECK(over.version == "1");
+  CHECK(over.previous_version == "2");
+  CHECK_FALSE(over.vsa.has_value());
+  const AliasEvent& promo = (*history)[2];
+  CHECK(promo.via == "promotion");
+  CHECK(promo.by == "gate");
+  CHECK(promo.job_id == "job-2");
+  CHECK(promo.vsa == vsa);
+  CHECK(promo.version == "2");
+  CHECK(promo.digest == v2.digest);
+  CHECK(promo.previous_digest == v1.digest);
+  const AliasEvent& oldest = (*history)[3];
+  CHECK(oldest.job_id == "job-1");
+  CHECK(oldest.previous_version.empty());
+  CHECK_FALSE(oldest.previous_digest.has_value());
+  CHECK(oldest.micros < promo.micros);
+  CHECK(promo.micros < over.micros);
+  auto limited = env.reg.AliasHistory("team/model", "production", 2);
+  REQUIRE(limited.ok());
+  REQUIRE(limited->size() == 2);
+  CHECK((*limited)[1].via == "override");
+  REQUIRE(env.reg.AliasHistory("team/model", "production2", 10)->size() == 1);
+
+  // Deleting a version records the deletion of its aliases.
+  REQUIRE(env.reg.DeleteVersion("team/model", "2").ok());
+  auto after = env.reg.AliasHistory("team/model", "production2", 10);
+  REQUIRE(after.ok());
+  REQUIRE(after->size() == 2);
+  CHECK((*after)[0].via == "delete");
+  CHECK((*after)[0].previous_version == "2");
+  // History keys are invisible to version listing.
+  CHECK(env.reg.ListVersions("team/model", "", 10)->items.size() == 1);
+  CHECK(env.reg.GetRepo("team/model")->version_count == 1);
+}
+
 TEST_CASE("deleting a version removes its aliases and digest lookup", "[registry]") {
   Env env;
   std::string shared = env.Model({{"w", "shared"}});

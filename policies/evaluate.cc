@@ -144,6 +144,36 @@ void CheckFreshness(const Policy& p, const Evidence& ev, Builder& out) {
   }
 }
 
+// "ssh-ed25519 AAAA...last12chars": enough to tell keys apart in a reason.
+std::string ShortKey(std::string_view key) {
+  SshPublicKeyText k = SplitSshPublicKey(key);
+  if (k.base64.size() <= 20) return k.type + " " + k.base64;
+  return k.type + " " + k.base64.substr(0, 4) + "..." + k.base64.substr(k.base64.size() - 12);
+}
+
+void CheckCommitSignature(const CommitRule& rule, const CommitEvidence& c, Builder& out) {
+  const std::string subject = "commit " + c.commit;
+  if (!c.signature_valid) {
+    out.Add("provenance.commit_signature", false,
+            subject + " has no valid signature" + (c.detail.empty() ? "" : ": " + c.detail));
+    return;
+  }
+  if (rule.signers.empty()) {
+    out.Add("provenance.commit_signature", true,
+            subject + " carries a valid signature by " + ShortKey(c.signer_key));
+    return;
+  }
+  SshPublicKeyText signer = SplitSshPublicKey(c.signer_key);
+  bool allowed = false;
+  for (const auto& s : rule.signers) {
+    SshPublicKeyText k = SplitSshPublicKey(s);
+    allowed = allowed || (!signer.type.empty() && k.type == signer.type && k.base64 == signer.base64);
+  }
+  out.Add("provenance.commit_signature", allowed,
+          subject + " is signed by " + ShortKey(c.signer_key) +
+              (allowed ? ", an allowed signer" : ", not an allowed signer"));
+}
+
 void CheckProvenance(const ProvenanceRule& rule, const Evidence& ev, Builder& out) {
   if (!ev.provenance) {
     out.Add("provenance", false, "no verified provenance for this version");
@@ -184,11 +214,7 @@ void CheckProvenance(const ProvenanceRule& rule, const Evidence& ev, Builder& ou
       } else {
         out.Add("provenance.commit", true, "commit " + c.commit + " is in the local mirror");
       }
-      if (cr.signed_commit) {
-        out.Add("provenance.commit_signature", c.signature_valid,
-                c.signature_valid ? "commit " + c.commit + " carries a valid signature"
-                                  : "commit " + c.commit + " has no valid signature");
-      }
+      if (cr.signed_commit) CheckCommitSignature(cr, c, out);
     }
   }
   if (rule.dataset_digests_registered) {

@@ -68,6 +68,8 @@ struct CommitEvidence {
   bool exists_in_mirror = false;
   std::vector<std::string> reachable_from;  // branches that contain it
   bool signature_valid = false;
+  std::string signer_key;  // "<type> <base64>" of the valid signature (attest::CommitCheck)
+  std::string detail;      // why the signature is not valid (attest::CommitCheck::detail)
 };
 
 struct DatasetEvidence {

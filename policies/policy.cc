@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/json.h"
+#include "signing/base64.h"
 #include "signing/trust_store.h"
 
 namespace sigil::policies {
@@ -150,6 +151,42 @@ Result<std::vector<AttestationRule>> ParseAttestations(const Json& v) {
   return out;
 }
 
+// "<type> <base64 key blob> [comment]" as ssh-keygen writes a .pub file,
+// for the key types attest can verify; the blob must hold a key of that type.
+Status CheckSshPublicKey(std::string_view text, std::string_view path) {
+  SshPublicKeyText key = SplitSshPublicKey(text);
+  if (key.type != "ssh-ed25519" && key.type != "ecdsa-sha2-nistp256") {
+    return Invalid(path, "must be an ssh-ed25519 or ecdsa-sha2-nistp256 public key "
+                         "(\"<type> <base64> [comment]\")");
+  }
+  auto blob = signing::Base64Decode(key.base64);
+  if (!blob.ok() || signing::Base64Encode(*blob) != key.base64) {
+    return Invalid(path, "must hold the key in standard padded base64, as a .pub file does");
+  }
+  // SSH wire strings: the type, then the key (Ed25519: 32 bytes) or the
+  // curve name and an uncompressed point (P-256: 65 bytes).
+  std::string_view rest = *blob;
+  auto next = [&rest](std::string_view& out) {
+    if (rest.size() < 4) return false;
+    size_t n = (size_t{static_cast<uint8_t>(rest[0])} << 24) |
+               (size_t{static_cast<uint8_t>(rest[1])} << 16) |
+               (size_t{static_cast<uint8_t>(rest[2])} << 8) | size_t{static_cast<uint8_t>(rest[3])};
+    if (n > rest.size() - 4) return false;
+    out = rest.substr(4, n);
+    rest.remove_prefix(4 + n);
+    return true;
+  };
+  std::string_view type, curve, point;
+  bool ok = next(type) && type == key.type;
+  if (ok && key.type == "ssh-ed25519") {
+    ok = next(point) && point.size() == 32;
+  } else if (ok) {
+    ok = next(curve) && curve == "nistp256" && next(point) && point.size() == 65 && point[0] == 0x04;
+  }
+  if (!ok || !rest.empty()) return Invalid(path, "does not hold a " + key.type + " key");
+  return core::OkStatus();
+}
+
 Result<ProvenanceRule> ParseProvenance(const Json& v) {
   RETURN_IF_ERROR(CheckKeys(v, "provenance",
                             {"builders", "source_repositories", "dataset_digests_registered",
@@ -172,13 +209,23 @@ Result<ProvenanceRule> ParseProvenance(const Json& v) {
   }
   if (v.contains("commit")) {
     const Json& c = v["commit"];
-    RETURN_IF_ERROR(CheckKeys(c, "provenance.commit", {"branches", "signed"}));
+    RETURN_IF_ERROR(CheckKeys(c, "provenance.commit", {"branches", "signed", "signers"}));
     CommitRule commit;
     if (c.contains("branches")) {
       ASSIGN_OR_RETURN(commit.branches, StringList(c["branches"], "provenance.commit.branches", false));
     }
     if (c.contains("signed")) {
       ASSIGN_OR_RETURN(commit.signed_commit, Bool(c["signed"], "provenance.commit.signed"));
+    }
+    if (c.contains("signers")) {
+      ASSIGN_OR_RETURN(commit.signers, StringList(c["signers"], "provenance.commit.signers", false));
+      for (size_t i = 0; i < commit.signers.size(); ++i) {
+        RETURN_IF_ERROR(CheckSshPublicKey(
+            commit.signers[i], "provenance.commit.signers[" + std::to_string(i) + "]"));
+      }
+      if (!commit.signed_commit) {
+        return Invalid("provenance.commit.signers", "needs \"signed\": true");
+      }
     }
     rule.commit = std::move(commit);
   }
@@ -371,6 +418,7 @@ nlohmann::json PolicyToJson(const Policy& p) {
     if (r.commit) {
       Json c = {{"signed", r.commit->signed_commit}};
       if (!r.commit->branches.empty()) c["branches"] = r.commit->branches;
+      if (!r.commit->signers.empty()) c["signers"] = r.commit->signers;
       e["commit"] = c;
     }
     j["provenance"] = e;
@@ -406,6 +454,22 @@ nlohmann::json PolicyToJson(const Policy& p) {
   }
   if (p.freshness) j["freshness"] = {{"max_age_days", p.freshness->max_age_days}};
   return j;
+}
+
+SshPublicKeyText SplitSshPublicKey(std::string_view text) {
+  auto is_space = [](char c) { return c == ' ' || c == '\t'; };
+  auto token = [&](std::string_view& s) {
+    while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+    size_t n = 0;
+    while (n < s.size() && !is_space(s[n])) ++n;
+    std::string out(s.substr(0, n));
+    s.remove_prefix(n);
+    return out;
+  };
+  SshPublicKeyText key;
+  key.type = token(text);
+  key.base64 = token(text);
+  return key;
 }
 
 bool CoversRepository(const Policy& policy, std::string_view repository) {

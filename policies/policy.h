@@ -49,9 +49,15 @@ struct AttestationRule {
   std::vector<std::string> keys;
 };
 
+// "commit": {"branches": [...], "signed": true, "signers": [...]}
+// signers are SSH public keys as a .pub file writes them, "<type> <base64>
+// [comment]", of the types attest verifies (ssh-ed25519,
+// ecdsa-sha2-nistp256); the comment is ignored when matching. signers
+// require "signed": true; absent, any valid signature passes.
 struct CommitRule {
   std::vector<std::string> branches;  // globs; the commit must be reachable from one
   bool signed_commit = false;         // "signed"
+  std::vector<std::string> signers;   // as written, comments included
 };
 
 struct ProvenanceRule {
@@ -113,6 +119,15 @@ core::Result<Policy> ParsePolicy(std::string_view text);
 // The canonical JSON form (sorted keys, absent sections omitted). Parsing
 // its dump yields an equal policy, with the digest of those bytes.
 nlohmann::json PolicyToJson(const Policy& policy);
+
+// The type and base64 fields of an SSH public key line ("<type> <base64>
+// [comment]"); empty strings for missing fields. Matching a commit's signer
+// compares "<type> <base64>".
+struct SshPublicKeyText {
+  std::string type;
+  std::string base64;
+};
+SshPublicKeyText SplitSshPublicKey(std::string_view text);
 
 // Whether the policy covers a repository (any glob matches).
 bool CoversRepository(const Policy& policy, std::string_view repository);

@@ -56,6 +56,13 @@ const char kGate[] = R"({
   "freshness": {"max_age_days": 30}
 })";
 
+constexpr char kCiKey[] =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAID+tFRfiGCNqcrOp9LZbmxBHRPWtnpFLdScK0B7Y4/y5";
+constexpr char kReleaseKey[] =
+    "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBJJFLYvsZDjcehQwtv97JbReuZ3p1KGO0KZOCbq0pP0Bn5iqxNKAVaUrLDAMwH+7Hr1+/8FB7nj8uNdyZoAfq3M=";
+constexpr char kRogueKey[] =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILR01kDyspIoUvSR0zQQGFQK94Kt3tYptwRjH9Zq1mPs";
+
 Evidence GoodEvidence() {
   Evidence e;
   e.repository = "health/triage-llm";
@@ -73,7 +80,7 @@ Evidence GoodEvidence() {
   ProvenanceEvidence pv;
   pv.builder_id = "https://ci.example/builder";
   pv.source_repository = "https://git.example/health/triage";
-  pv.commit = CommitEvidence{"abc123", true, {"feature/x", "main"}, true};
+  pv.commit = CommitEvidence{"abc123", true, {"feature/x", "main"}, true, kCiKey, ""};
   pv.datasets = {{D('d'), true}};
   pv.subjects = {{"config.json", D('c')}, {"model.safetensors", D('w')}};
   e.provenance = pv;
@@ -112,6 +119,47 @@ TEST_CASE("good evidence passes every promotion rule", "[policies]") {
   CHECK(j["verdict"] == "PASS");
   CHECK(j["policy"]["digest"] == p.digest.ToString());
   CHECK(j["rules"].size() == d.rules.size());
+}
+
+TEST_CASE("provenance.commit signers: only the listed SSH keys pass", "[policies]") {
+  Policy p = MustParse(R"({"name": "signed-code", "repositories": ["health/*"],
+    "provenance": {"commit": {"signed": true, "signers": [
+      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAID+tFRfiGCNqcrOp9LZbmxBHRPWtnpFLdScK0B7Y4/y5 ci@example.org",
+      "ecdsa-sha2-nistp256\tAAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBJJFLYvsZDjcehQwtv97JbReuZ3p1KGO0KZOCbq0pP0Bn5iqxNKAVaUrLDAMwH+7Hr1+/8FB7nj8uNdyZoAfq3M="]}}})");
+  Evidence e = GoodEvidence();
+  e.provenance->commit->signer_key = kCiKey;
+  Decision d = Evaluate(p, e, Promote());
+  CHECK(d.passed);
+  Expect(d, "provenance.commit_signature", true,
+         "commit abc123 is signed by ssh-ed25519 AAAA...dScK0B7Y4/y5, an allowed signer");
+
+  e.provenance->commit->signer_key = kReleaseKey;
+  CHECK(Evaluate(p, e, Promote()).passed);
+
+  e.provenance->commit->signer_key = kRogueKey;
+  d = Evaluate(p, e, Promote());
+  CHECK(!d.passed);
+  Expect(d, "provenance.commit_signature", false,
+         "commit abc123 is signed by ssh-ed25519 AAAA...twRjH9Zq1mPs, not an allowed signer");
+
+  // Same key type, a listed key's base64 with one character changed.
+  std::string near = kCiKey;
+  near[near.size() - 2] = 'z';
+  e.provenance->commit->signer_key = near;
+  CHECK(!Evaluate(p, e, Promote()).passed);
+
+  // A listed key whose signature did not verify does not pass.
+  e.provenance->commit->signer_key = kCiKey;
+  e.provenance->commit->signature_valid = false;
+  Expect(Evaluate(p, e, Promote()), "provenance.commit_signature", false, "no valid signature");
+
+  // Without signers, any valid signature passes, and the reason names it.
+  Policy any = MustParse(R"({"name": "n", "repositories": ["health/*"],
+    "provenance": {"commit": {"signed": true}}})");
+  e.provenance->commit->signature_valid = true;
+  e.provenance->commit->signer_key = kRogueKey;
+  Expect(Evaluate(any, e, Promote()), "provenance.commit_signature", true,
+         "carries a valid signature by ssh-ed25519 AAAA...twRjH9Zq1mPs");
 }
 
 TEST_CASE("scope: other repositories and stages fail", "[policies]") {
@@ -213,6 +261,13 @@ TEST_CASE("provenance rules fail one by one", "[policies]") {
     Evidence e = GoodEvidence();
     e.provenance->commit.reset();
     Expect(Evaluate(p, e, Promote()), "provenance.commit", false, "names no commit");
+  }
+  {
+    Evidence e = GoodEvidence();
+    e.provenance->commit->signature_valid = false;
+    e.provenance->commit->detail = "SSH signature is for namespace 'file', not 'git'";
+    Expect(Evaluate(p, e, Promote()), "provenance.commit_signature", false,
+           "commit abc123 has no valid signature: SSH signature is for namespace 'file', not 'git'");
   }
   {
     Evidence e = GoodEvidence();

@@ -17,7 +17,8 @@ const char kFull[] = R"({
   "provenance": {"builders": ["https://ci.example/builder"],
                  "source_repositories": ["https://git.example/health/*"],
                  "dataset_digests_registered": true, "subjects_match_files": true,
-                 "commit": {"branches": ["main", "release/*"], "signed": true}},
+                 "commit": {"branches": ["main", "release/*"], "signed": true,
+                            "signers": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAID+tFRfiGCNqcrOp9LZbmxBHRPWtnpFLdScK0B7Y4/y5 ci@example.org"]}},
   "scan": {"max_severity": "low"},
   "evaluation": {"spec_digest": "sha256:0000000000000000000000000000000000000000000000000000000000000001",
                  "thresholds": {"accuracy": {"min": 0.9}, "latency_ms": {"max": 120}},
@@ -39,6 +40,8 @@ TEST_CASE("a full policy parses with every rule", "[policies]") {
   REQUIRE(p->provenance);
   REQUIRE(p->provenance->commit);
   CHECK(p->provenance->commit->signed_commit);
+  CHECK(p->provenance->commit->signers ==
+        std::vector<std::string>{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAID+tFRfiGCNqcrOp9LZbmxBHRPWtnpFLdScK0B7Y4/y5 ci@example.org"});
   CHECK(p->provenance->dataset_digests_registered);
   REQUIRE(p->scan);
   CHECK(p->scan->max_severity == scanner::Severity::kLow);
@@ -104,6 +107,22 @@ TEST_CASE("malformed policies are refused naming the field", "[policies]") {
       {R"({"name":"n","repositories":["*"],"provenance":{"subjects_match_files":"yes"}})", "'provenance.subjects_match_files'"},
       {R"({"name":"n","repositories":["*"],"provenance":{"commit":{"signed":1}}})", "'provenance.commit.signed'"},
       {R"({"name":"n","repositories":["*"],"provenance":{"commit":{"branch":"main"}}})", "'provenance.commit.branch'"},
+      {R"({"name":"n","repositories":["*"],"provenance":{"commit":{"signed":true,"signers":[]}}})", "'provenance.commit.signers'"},
+      {R"({"name":"n","repositories":["*"],"provenance":{"commit":{"signed":true,"signers":"ssh-ed25519 AAAA"}}})", "'provenance.commit.signers'"},
+      // signers without "signed": true
+      {R"({"name":"n","repositories":["*"],"provenance":{"commit":{"signers":["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAID+tFRfiGCNqcrOp9LZbmxBHRPWtnpFLdScK0B7Y4/y5"]}}})", "'provenance.commit.signers' needs"},
+      {R"({"name":"n","repositories":["*"],"provenance":{"commit":{"signed":false,"signers":["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAID+tFRfiGCNqcrOp9LZbmxBHRPWtnpFLdScK0B7Y4/y5"]}}})", "'provenance.commit.signers' needs"},
+      // no key, a key id instead of a key, unsupported types
+      {R"({"name":"n","repositories":["*"],"provenance":{"commit":{"signed":true,"signers":["ssh-ed25519"]}}})", "'provenance.commit.signers[0]'"},
+      {R"({"name":"n","repositories":["*"],"provenance":{"commit":{"signed":true,"signers":["3f1a0c"]}}})", "'provenance.commit.signers[0]'"},
+      {R"({"name":"n","repositories":["*"],"provenance":{"commit":{"signed":true,"signers":["ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC7fBgcbW x"]}}})", "'provenance.commit.signers[0]'"},
+      {R"({"name":"n","repositories":["*"],"provenance":{"commit":{"signed":true,"signers":["ecdsa-sha2-nistp384 AAAAE2VjZHNhLXNoYTItbmlzdHAzODQAAAAIbmlzdHAzODQAAABhBHNvh1XR/9n71+187mBADC+nLxAINY0/c4aNL+OcCxyzjIYz9cCGCdJavX6XCvmOm8oc3fHPxlP5ZjsJddRtnBkXf28l3WrImiiJP6Jy/mHCfCoYUZpIJugEU1udD15eMg=="]}}})", "'provenance.commit.signers[0]'"},
+      // the blob is an ECDSA key but the line says ssh-ed25519
+      {R"({"name":"n","repositories":["*"],"provenance":{"commit":{"signed":true,"signers":["ssh-ed25519 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBJJFLYvsZDjcehQwtv97JbReuZ3p1KGO0KZOCbq0pP0Bn5iqxNKAVaUrLDAMwH+7Hr1+/8FB7nj8uNdyZoAfq3M="]}}})", "does not hold a ssh-ed25519 key"},
+      // truncated key, unpadded base64, not base64
+      {R"({"name":"n","repositories":["*"],"provenance":{"commit":{"signed":true,"signers":["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAID+tFRfiGCNqcrOp9LZbmxBHRPWtnpFLdScK0B7Y"]}}})", "'provenance.commit.signers[0]'"},
+      {R"({"name":"n","repositories":["*"],"provenance":{"commit":{"signed":true,"signers":["ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBJJFLYvsZDjcehQwtv97JbReuZ3p1KGO0KZOCbq0pP0Bn5iqxNKAVaUrLDAMwH+7Hr1+/8FB7nj8uNdyZoAfq3M"]}}})", "standard padded base64"},
+      {R"({"name":"n","repositories":["*"],"provenance":{"commit":{"signed":true,"signers":["ssh-ed25519 !!!!"]}}})", "standard padded base64"},
       {R"({"name":"n","repositories":["*"],"scan":{}})", "'scan.max_severity'"},
       {R"({"name":"n","repositories":["*"],"scan":{"max_severity":"severe"}})", "'scan.max_severity'"},
       {R"({"name":"n","repositories":["*"],"evaluation":{"spec_digest":"sha256:xyz"}})", "'evaluation.spec_digest'"},

@@ -7,12 +7,14 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <fstream>
 #include <memory>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "signing/base64.h"
@@ -532,6 +534,48 @@ TEST_CASE("CheckCommit: malformed ECDSA signature values are invalid", "[attest]
     CHECK_FALSE(c.signature_valid);
     CHECK_FALSE(c.detail.empty());
   }
+}
+
+TEST_CASE("CheckCommit: a commit over 4 MiB exists but its signature is not checked",
+          "[attest][git]") {
+  const Repos& f = Fixture();
+  std::string text = f.base_content;
+  size_t end_of_headers = text.find("\n\n");
+  std::string sig = f.good_git_sig;
+  std::string header = "gpgsig";
+  for (size_t start = 0; start < sig.size();) {
+    size_t nl = sig.find('\n', start);
+    header += " " + sig.substr(start, nl - start) + "\n";
+    start = nl + 1;
+  }
+  text.insert(end_of_headers + 1, header);
+  text += std::string(5 << 20, 'x') + "\n";
+  WriteFile(f.tmp.Sub("big"), text);
+  std::string id = f.Git({"hash-object", "-t", "commit", "-w", "--literally", f.tmp.Sub("big")});
+  auto c = Check(kSource, id);
+  CHECK(c.exists);
+  CHECK_FALSE(c.signature_valid);
+  CHECK(c.detail.find("more than 4 MiB") != std::string::npos);
+}
+
+TEST_CASE("CheckCommit may be called from several threads at once", "[attest][git]") {
+  const Repos& f = Fixture();
+  std::vector<std::thread> threads;
+  std::atomic<int> good{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&f, &good, t] {
+      for (int i = 0; i < 10; ++i) {
+        auto r = CheckCommit(f.root, t % 2 == 0 ? kSource : kBareSource, i % 2 == 0 ? f.c2 : f.c3);
+        if (r.ok() && r->signature_valid &&
+            r->signer_key == (i % 2 == 0 ? f.ed_pub : f.ec_pub) &&
+            r->reachable_from == std::vector<std::string>{"feature", "main"}) {
+          ++good;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(good == 40);
 }
 
 TEST_CASE("CheckCommit: errors for bad commits and unknown mirrors", "[attest][git]") {

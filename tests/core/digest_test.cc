@@ -29,6 +29,16 @@ TEST_CASE("sha256 known answers", "[core]") {
   CHECK(h.Finish().Hex() == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
 
+TEST_CASE("sha512 known answers (FIPS 180-2)", "[core]") {
+  auto hex = [](const std::string& raw) { return HexEncode(raw.data(), raw.size()); };
+  CHECK(hex(Sha512Raw("abc")) ==
+        "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a"
+        "2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f");
+  CHECK(hex(Sha512Raw("")) ==
+        "cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce"
+        "47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e");
+}
+
 TEST_CASE("digest parsing accepts only sha256 with 64 lowercase hex", "[core]") {
   std::string hex(64, 'a');
   auto d = Digest::Parse("sha256:" + hex);

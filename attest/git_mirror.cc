@@ -406,7 +406,8 @@ core::Result<std::string> MirrorPathFor(std::string_view root, std::string_view 
   if (last.ends_with(".git")) last.resize(last.size() - 4);
   std::string out(root);
   while (out.size() > 1 && out.ends_with('/')) out.pop_back();
-  out += "/" + host;
+  if (!out.ends_with('/')) out += "/";
+  out += host;
   for (const auto& c : components) {
     if (c.empty()) return UriInvalid(uri, "has an empty path component");
     if (c == "." || c == "..") return UriInvalid(uri, "has a '.' or '..' path component");
@@ -425,7 +426,13 @@ core::Result<CommitCheck> CheckCommit(std::string_view mirror_root, std::string_
   RepoPtr repo = OpenMirror(path);
   if (!repo) repo = OpenMirror(path + ".git");
   if (!repo) {
-    return core::NotFound("no git mirror of " + std::string(source_uri) + " at " + path + "(.git)",
+    // The root is the operator's business; the part under it tells them
+    // where the mirror was expected.
+    size_t root_len = mirror_root.size();
+    while (root_len > 1 && mirror_root[root_len - 1] == '/') --root_len;
+    std::string relative = path.substr(std::min(path.size(), root_len + 1));
+    return core::NotFound("no git mirror of " + std::string(source_uri) + " (expected at " +
+                              relative + "(.git) under the mirror root)",
                           "MIRROR_UNKNOWN");
   }
 
@@ -444,19 +451,18 @@ core::Result<CommitCheck> CheckCommit(std::string_view mirror_root, std::string_
   int rc = git_odb_read_header(&size, &type, odb.get(), &oid);
   if (rc == GIT_ENOTFOUND) {
     git_error_clear();
-    out.detail = "commit " + out.commit + " is not in the mirror";
     return out;
   }
   if (rc != 0) return GitError("reading object " + out.commit);
   if (type != GIT_OBJECT_COMMIT) {
-    out.detail = "object " + out.commit + " is a " + git_object_type2string(type) + ", not a commit";
+    out.detail = std::string("the object is a ") + git_object_type2string(type) + ", not a commit";
     return out;
   }
   out.exists = true;
   ASSIGN_OR_RETURN(out.reachable_from, BranchesReaching(repo.get(), oid));
 
   if (size > kMaxCommitBytes) {
-    out.detail = "commit object is " + std::to_string(size) +
+    out.detail = "the commit object is " + std::to_string(size) +
                  " bytes, more than 4 MiB; its signature is not checked";
     return out;
   }
@@ -464,7 +470,7 @@ core::Result<CommitCheck> CheckCommit(std::string_view mirror_root, std::string_
   rc = git_commit_extract_signature(&signature.buf, &signed_data.buf, repo.get(), &oid, "gpgsig");
   if (rc == GIT_ENOTFOUND) {
     git_error_clear();
-    out.detail = "commit " + out.commit + " is not signed";
+    out.detail = "the commit is not signed";
     return out;
   }
   if (rc != 0) return GitError("reading the signature of " + out.commit);

@@ -56,7 +56,11 @@ struct CommitCheck {
   bool signature_valid = false; // an SSH signature that verifies over the commit
   std::string signer_key;       // "<type> <base64 key blob>" when valid, as in a
                                 // .pub file without its comment
-  std::string detail;           // why not valid, for the decision's reason
+  std::string detail;           // what is missing, phrased to follow a colon in a
+                                // decision's reason: "the object is a blob, not a
+                                // commit", "the commit is not signed", why the
+                                // signature is invalid; empty when valid or when
+                                // the object is simply not in the mirror
 };
 
 // The mirror directory for a source URI, without any ".git" suffix (it may
@@ -69,7 +73,8 @@ core::Result<std::string> MirrorPathFor(std::string_view root, std::string_view 
 // either case), SOURCE_URI_INVALID; kFailedPrecondition MIRROR_UNREADABLE
 // when libgit2 fails on a damaged repository. A commit missing from the
 // mirror, or an object that is not a commit, is not an error: exists = false
-// and detail says which.
+// (detail says when it is another kind of object). The MIRROR_UNKNOWN message
+// names the expected path below the root, never the root itself.
 core::Result<CommitCheck> CheckCommit(std::string_view mirror_root, std::string_view source_uri,
                                       std::string_view commit);
 

@@ -200,7 +200,9 @@ void CheckProvenance(const ProvenanceRule& rule, const Evidence& ev, Builder& ou
     } else {
       const auto& c = *pv.commit;
       if (!c.exists_in_mirror) {
-        out.Add("provenance.commit", false, "commit " + c.commit + " is not in the local mirror");
+        out.Add("provenance.commit", false,
+                "commit " + c.commit + " is not in the local mirror" +
+                    (c.detail.empty() ? "" : ": " + c.detail));
       } else if (!cr.branches.empty()) {
         std::vector<std::string> allowed;
         for (const auto& b : c.reachable_from) {

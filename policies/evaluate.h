@@ -69,7 +69,8 @@ struct CommitEvidence {
   std::vector<std::string> reachable_from;  // branches that contain it
   bool signature_valid = false;
   std::string signer_key;  // "<type> <base64>" of the valid signature (attest::CommitCheck)
-  std::string detail;      // why the signature is not valid (attest::CommitCheck::detail)
+  std::string detail;      // attest::CommitCheck::detail, or why the check could not run;
+                           // follows a colon in the commit rules' failure reasons
 };
 
 struct DatasetEvidence {

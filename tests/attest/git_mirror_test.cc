@@ -298,6 +298,8 @@ TEST_CASE("MirrorPathFor maps https, ssh and scp-like URIs to one directory", "[
     CHECK(*p == want);
   }
   CHECK(MirrorPathFor("/m/", "https://h.example/a/b/c.git").value() == "/m/h.example/a/b/c");
+  CHECK(MirrorPathFor("/", "https://h.example/a").value() == "/h.example/a");
+  CHECK(MirrorPathFor("mirrors", "https://h.example/a").value() == "mirrors/h.example/a");
   CHECK(MirrorPathFor("/m", "https://h.example/a.git/b").value() == "/m/h.example/a.git/b");
 }
 
@@ -368,7 +370,7 @@ TEST_CASE("CheckCommit finds commits and the branches that reach them", "[attest
     auto missing = Check(source, "0123456789abcdef0123456789abcdef01234567");
     CHECK_FALSE(missing.exists);
     CHECK(missing.reachable_from.empty());
-    CHECK(missing.detail.find("not in the mirror") != std::string::npos);
+    CHECK(missing.detail.empty());
   }
   // Upper-case hex names the same commit.
   std::string upper = f.c1;
@@ -384,7 +386,7 @@ TEST_CASE("CheckCommit: an object that is not a commit does not exist as one", "
   auto blob = Check(kSource, Fixture().blob);
   CHECK_FALSE(blob.exists);
   CHECK(blob.reachable_from.empty());
-  CHECK(blob.detail.find("is a blob, not a commit") != std::string::npos);
+  CHECK(blob.detail == "the object is a blob, not a commit");
 }
 
 TEST_CASE("CheckCommit verifies SSH commit signatures made by git", "[attest][git]") {
@@ -592,6 +594,9 @@ TEST_CASE("CheckCommit: errors for bad commits and unknown mirrors", "[attest][g
   REQUIRE_FALSE(absent.ok());
   CHECK(absent.status().code() == Code::kNotFound);
   CHECK(absent.status().reason() == "MIRROR_UNKNOWN");
+  CHECK(absent.status().message().find("git.example.org/health/absent(.git) under the mirror root") !=
+        std::string::npos);
+  CHECK(absent.status().message().find(f.root) == std::string::npos);
 
   // A directory that is not a repository, even inside one, is no mirror.
   ::mkdir((f.root + "/git.example.org/health/train/notarepo").c_str(), 0755);

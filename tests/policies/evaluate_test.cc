@@ -242,7 +242,13 @@ TEST_CASE("provenance rules fail one by one", "[policies]") {
   {
     Evidence e = GoodEvidence();
     e.provenance->commit->exists_in_mirror = false;
+    e.provenance->commit->detail.clear();
     Expect(Evaluate(p, e, Promote()), "provenance.commit", false, "not in the local mirror");
+    CHECK(FindRule(Evaluate(p, e, Promote()), "provenance.commit")->reason ==
+          "commit abc123 is not in the local mirror");
+    e.provenance->commit->detail = "no git mirror is configured";
+    CHECK(FindRule(Evaluate(p, e, Promote()), "provenance.commit")->reason ==
+          "commit abc123 is not in the local mirror: no git mirror is configured");
   }
   {
     Evidence e = GoodEvidence();

@@ -222,7 +222,7 @@ Result<std::string> VerifySshSignature(std::string_view armored, std::string_vie
   std::string_view key_type;
   if (!k.String(key_type)) return SigInvalid("SSH signature public key is truncated");
   std::string_view point;
-  signing::Algorithm algorithm;
+  signing::Algorithm algorithm = signing::Algorithm::kEd25519;
   if (key_type == kEd25519) {
     algorithm = signing::Algorithm::kEd25519;
   } else if (key_type == kEcdsaP256) {

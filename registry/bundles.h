@@ -13,7 +13,14 @@
 //                      "predicate_type", "log_index", "leaf", "inclusion": [hex]}],
 //    "aliases": [{"repository", "alias", "version", "digest", "vsa"}],
 //    "blobs": [{"digest", "size"}],      // every blob the bundle carries
-//    "omitted": ["sha256:..."]}          // blobs left out by --since
+//    "omitted": ["sha256:..."],          // blobs left out by --since
+//    "notes": ["..."]}                   // optional: e.g. an alias exported
+//                                        // as its version only
+//
+// Each attestation's inclusion proof is against the one "checkpoint",
+// signed after every attestation was listed. An alias ref carries the alias
+// when its latest history event (Registry::AliasHistory) moved it to its
+// current digest with a VSA; otherwise only its version, with a note.
 //
 // Export (the exporting server): needs pull access to every ref; refs are
 // "repo:ref" (a version or an alias). Each repository's residency export
@@ -30,8 +37,24 @@
 // describe that attestation; every attestation must verify against the local
 // trust store exactly as Attestations::Add does; every alias needs a VSA
 // among them that PASSED for that digest and stage; the local residency
-// store rule must allow each repository here. Only then is anything written.
+// store rule must allow each repository here; no version name of the plan
+// may name another manifest (TAG_IMMUTABLE) or an alias (NAME_TAKEN) here.
+// Only then is anything written.
+//
+// Writes, in this order, each step idempotent: the versions
+// (Registry::PutVersion; a version already here is skipped), the
+// attestations (Attestations::Add: verified again, each one WriteBatch with
+// its leaf in THIS server's log; one already attached is skipped), then the
+// aliases (Registry::MoveAlias via "import" with the VSA digest; an alias
+// already at its digest is skipped). Not one batch: a crash (kill -9)
+// between steps can leave versions without some of their attestations or
+// aliases, never an attestation without its version nor an alias without
+// its VSA; importing the same plan again completes it. Imports are
+// serialized with one another; a concurrent push of a clashing name between
+// the checks and the writes fails the write step with its own error.
 // Importing the same plan twice changes nothing the second time.
+// Needs push access on every repository of the plan, and admin for aliases
+// (the route needs admin).
 //
 // Errors of Import: kInvalidArgument BUNDLE_INVALID (malformed plan),
 // BLOB_UNKNOWN (detail {"missing": [...]}), DIGEST_MISMATCH;
@@ -43,6 +66,7 @@
 #pragma once
 
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -90,19 +114,23 @@ struct ImportSummary {
   size_t attestations_added = 0;
   size_t aliases_moved = 0;
   bool changed = false;  // false: everything was already here
+  // The versions this import stored (for the caller to scan, as pushes are).
+  std::vector<VersionInfo> added;
 };
 
 class Bundles {
  public:
   explicit Bundles(BundlesOptions options) : options_(std::move(options)) {}
 
-  // The plan (JSON above). Errors: those of Resolve, RESIDENCY_DENIED,
+  // The plan (JSON above). Needs pull access on each ref's repository
+  // (RequireAccess). Errors: those of Resolve, RESIDENCY_DENIED,
   // kInvalidArgument BUNDLE_INVALID (no refs, bad ref, no to_region).
   core::Result<core::Json> Export(const ExportRequest& request);
   core::Result<ImportSummary> Import(std::string_view plan_json);
 
  private:
   BundlesOptions options_;
+  std::mutex import_mu_;  // one import writes at a time
 };
 
 }  // namespace sigil::registry

@@ -343,6 +343,12 @@ core::Result<Attestations::Added> Attestations::Add(std::string_view repo, std::
   return Store(name, version, document, verified);
 }
 
+core::Result<std::string> Attestations::Check(std::string_view repo, const ResolvedVersion& version,
+                                               std::string_view document) const {
+  ASSIGN_OR_RETURN(Verified verified, Verify(std::string(repo), version, document));
+  return verified.predicate_type;
+}
+
 core::Result<Attestations::Added> Attestations::Sign(std::string_view repo, std::string_view ref) {
   RETURN_IF_ERROR(RequireAccess(Action::kPush, repo));
   ASSIGN_OR_RETURN(ResolvedVersion version, options_.registry->Resolve(repo, ref));

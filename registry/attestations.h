@@ -118,6 +118,12 @@ class Attestations {
   // does; when the server's key already signed this manifest, that
   // attestation is returned (created = false).
   core::Result<Added> Sign(std::string_view repo, std::string_view ref);
+  // Verifies document for version exactly as Add does and writes nothing;
+  // the version need not be stored yet (bundle imports check everything
+  // before they write). Returns the statement's predicate type.
+  // Errors: the verification errors of Add.
+  core::Result<std::string> Check(std::string_view repo, const ResolvedVersion& version,
+                                  std::string_view document) const;
   // Attestations of the version, oldest log entry first; all when
   // predicate_type is empty.
   core::Result<std::vector<AttestationRecord>> List(std::string_view repo, std::string_view ref,

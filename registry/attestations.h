@@ -54,10 +54,11 @@ namespace sigil::registry {
 
 // The predicate types the server's own key may attest without a trust entry.
 // Scan and evaluation reports are issued by the server (registry/scanning.h,
-// registry/evaluations.h).
+// registry/evaluations.h), and so are promotion VSAs (registry/promotions.h).
 inline constexpr std::string_view kServerPredicateTypes[] = {"https://model_signing/signature/v1.0",
                                                              "https://sigil.dev/attestations/scan/v1",
-                                                             "https://sigil.dev/attestations/evaluation/v1"};
+                                                             "https://sigil.dev/attestations/evaluation/v1",
+                                                             "https://slsa.dev/verification_summary/v1"};
 inline constexpr size_t kMaxAttestationBytes = 4 << 20;
 
 struct AttestationOptions {

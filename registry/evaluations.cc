@@ -62,6 +62,8 @@ Json StatusJson(const core::Status& s) {
   return Json{{"code", std::string(core::CodeName(s.code()))}, {"reason", s.reason()}, {"message", s.message()}};
 }
 
+}  // namespace
+
 core::Result<JobInfo> JobFromJson(std::string_view text) {
   auto j = core::ParseJson(text, {64 << 20, 64});
   if (!j.ok() || !j->is_object()) return core::DataLoss("corrupt job record");
@@ -87,6 +89,8 @@ core::Result<JobInfo> JobFromJson(std::string_view text) {
   }
   return job;
 }
+
+namespace {
 
 // "repo:ref", "repo@sha256:...", "sha256:..." or a bare ref of `repo`.
 std::pair<std::string, std::string> SplitRef(std::string_view text, std::string_view repo) {

@@ -87,6 +87,8 @@ struct JobInfo {
 };
 
 core::Json JobToJson(const JobInfo& job);
+// Reads JobToJson's output back (any kind). kDataLoss for a damaged record.
+core::Result<JobInfo> JobFromJson(std::string_view text);
 
 struct EvaluationRecord {
   std::string version;

@@ -52,6 +52,7 @@
 #include "registry/policy_store.h"
 #include "registry/registry.h"
 #include "registry/scanning.h"
+#include "signing/keys.h"
 #include "storage/blob_store.h"
 #include "storage/meta_store.h"
 
@@ -88,6 +89,8 @@ struct PromotionsOptions {
   storage::MetaStore* meta = nullptr;
   PolicyStore* policies = nullptr;
   std::string origin;  // the log origin, names this server in URIs
+  // Signs the VSAs (with sources.attestations, which stores and logs them).
+  std::optional<signing::PrivateKey> server_key;
   uint32_t max_attempts = 3;
   // How long a promotion waits for a scan or an evaluation it started.
   int64_t wait_micros = 1800ll * 1'000'000;
@@ -117,6 +120,19 @@ class Promotions {
 
  private:
   explicit Promotions(PromotionsOptions options) : options_(std::move(options)) {}
+  core::Status Save(const JobInfo& job);
+  void Work();
+  bool Stopping();
+  void SetProgress(JobInfo& job, std::string progress);
+  void RunJob(const std::string& id);
+  // The promotion itself: the result, or an error (*partial then holds the
+  // decisions made, when the error came after them).
+  core::Result<core::Json> Promote(JobInfo& job, core::Json* partial);
+  // Polls an evaluation job until it finishes, the deadline, or shutdown.
+  core::Result<JobInfo> WaitJob(const std::string& id, int64_t deadline);
+  core::Status EnsureEvaluation(JobInfo& job, const std::string& repo, const core::Digest& version,
+                                const std::string& label, const core::Digest& spec, int64_t deadline);
+
   PromotionsOptions options_;
   std::mutex mu_;
   std::condition_variable work_cv_;

@@ -211,8 +211,8 @@ Result<std::string> VerifySshSignature(std::string_view armored, std::string_vie
   if (hash_algorithm == "sha512") {
     digest = core::Sha512Raw(signed_data);
   } else if (hash_algorithm == "sha256") {
-    const auto& bytes = core::Sha256::Of(signed_data).bytes();
-    digest.assign(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    const core::Digest d = core::Sha256::Of(signed_data);
+    digest.assign(reinterpret_cast<const char*>(d.bytes().data()), d.bytes().size());
   } else {
     return SigInvalid("SSH signature hash algorithm '" + Printable(hash_algorithm) +
                       "' is not sha256 or sha512");

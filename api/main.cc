@@ -25,6 +25,7 @@
 #include "attest/transparency_log.h"
 #include "registry/access.h"
 #include "registry/attestations.h"
+#include "registry/bundles.h"
 #include "registry/registry.h"
 #include "registry/evaluations.h"
 #include "registry/scanning.h"
@@ -133,6 +134,31 @@ core::Status BootstrapAdmin(registry::AccessControl* access, const Config& confi
                "  also written to %s (mode 0600): store it elsewhere, then delete that file\n",
                created.token.c_str(), path.c_str());
   return core::OkStatus();
+}
+
+// The peer logs file (Config::peer_logs): one note verifier key per line
+// ("origin+hex id+base64", as GET /api/v1/keys/server gives it under
+// log.verifier), blank lines and '#' comments ignored.
+core::Result<std::vector<attest::NoteVerifier>> LoadPeerLogs(const std::string& path) {
+  std::vector<attest::NoteVerifier> out;
+  if (path.empty()) return out;
+  ASSIGN_OR_RETURN(std::string text, core::ReadFile(path, 1 << 20));
+  size_t start = 0;
+  int line_no = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(start, end - start);
+    start = end + 1;
+    ++line_no;
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
+    size_t first = line.find_first_not_of(" \t");
+    if (first == std::string::npos || line[first] == '#') continue;
+    auto key = attest::ParseNoteVerifierKey(line.substr(first));
+    if (!key.ok()) return key.status().Annotate(path + " line " + std::to_string(line_no));
+    out.push_back(std::move(*key));
+  }
+  return out;
 }
 
 int Run(int argc, char** argv) {
@@ -261,6 +287,23 @@ int Run(int argc, char** argv) {
     return 1;
   }
 
+  auto peer_logs = LoadPeerLogs(config->peer_logs);
+  if (!peer_logs.ok()) {
+    std::fprintf(stderr, "sigild: peer logs: %s\n", peer_logs.status().ToString().c_str());
+    return 1;
+  }
+  registry::BundlesOptions bundle_options;
+  bundle_options.registry = &registry;
+  bundle_options.blobs = blobs->get();
+  bundle_options.meta = meta->get();
+  bundle_options.attestations = attestations->get();
+  bundle_options.log = log->get();
+  bundle_options.origin = log->get()->origin();
+  bundle_options.site = config->site;
+  bundle_options.region = config->region;
+  bundle_options.peer_logs = std::move(*peer_logs);
+  registry::Bundles bundles(std::move(bundle_options));
+
   std::unique_ptr<registry::AccessControl> access;
   if (config->auth == "off") {
     SIGIL_LOG(kWarn) << "auth is off: every request is served without a token (single-user setups only)";
@@ -293,6 +336,7 @@ int Run(int argc, char** argv) {
   service_options.scanning = scanning->get();
   service_options.evaluations = evaluations->get();
   service_options.access = access.get();
+  service_options.bundles = &bundles;
   LimitOptions limit_options;
   limit_options.requests_per_second = config->rate_limit;
   limit_options.burst = config->rate_burst;

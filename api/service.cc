@@ -247,6 +247,14 @@ HttpResponse Service::Dispatch(const HttpRequest& request, std::string* route) {
     *route = "/api/v1/keys/server";
     return ServerKeysRoute(request);
   }
+  if (parts[0] == "exports" && parts.size() == 1) {
+    *route = "/api/v1/exports";
+    return Exports(request);
+  }
+  if (parts[0] == "bundles" && parts.size() == 1) {
+    *route = "/api/v1/bundles";
+    return BundleImport(request);
+  }
   if (parts[0] == "trust") return Trust(request, parts, route);
   if (parts[0] == "log") return Log(request, parts, route);
   if (parts[0] == "jobs") return Jobs(request, parts, route);

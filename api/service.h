@@ -132,6 +132,9 @@ class Service {
   HttpResponse Aliases(const HttpRequest& request, const std::string& repo);
   HttpResponse Alias(const HttpRequest& request, const std::string& repo, const std::string& alias);
   HttpResponse Gc(const HttpRequest& request);
+  // bundle_routes.cc
+  HttpResponse Exports(const HttpRequest& request);
+  HttpResponse BundleImport(const HttpRequest& request);
   // attestation_routes.cc
   HttpResponse ServerKeysRoute(const HttpRequest& request);
   HttpResponse Trust(const HttpRequest& request, const std::vector<std::string>& parts,

@@ -28,6 +28,7 @@
 #include "cli/push.h"
 #include "cli/refs.h"
 #include "cli/scan_command.h"
+#include "cli/bundle_command.h"
 #include "cli/sign_command.h"
 #include "cli/upload_state.h"
 #include "cli/verify_command.h"
@@ -123,6 +124,16 @@ over plain http:// to a host that is not loopback):
   access set REPO --anonymous-read true|false
                           allow or refuse pulls without a token (admin)
 
+Air gap (bundle files: a tar in OCI image layout):
+  export REF... --to REGION --out FILE [--since PREVIOUS_BUNDLE]
+                          write the versions (an alias with the verification
+                          summary that moved it), their attestations with
+                          log proofs and every blob into FILE; --since leaves
+                          out the blobs PREVIOUS_BUNDLE carried
+  import FILE             check every blob of FILE, upload those the server
+                          lacks and submit the bundle (admin); the server
+                          verifies everything before it stores anything
+
 REF is REPO:VERSION, REPO:ALIAS or REPO@sha256:<hex>. A repository may
 contain '/' and '.'; the ':' after the last '/' starts the tag.
 
@@ -179,7 +190,8 @@ constexpr const char* kValueOptions[] = {
     "--predicate", "--provenance", "--signature",       "--ignore-paths", "--trusted-keys",
     "--name",      "--repository", "--spec",            "--parent",       "--timeout",
     "--role",      "--repos",      "--site",            "--region",       "--expires",
-    "--token-file", "--repo",      "--since",           "--action",       "--anonymous-read"};
+    "--token-file", "--repo",      "--since",           "--action",       "--anonymous-read",
+    "--to"};
 
 struct UsageError {
   std::string message;
@@ -637,6 +649,110 @@ int RunAccess(const Args& args) {
   return PrintOut(commands.SetAnonymousRead(p[2], value == "true"));
 }
 
+int RunBundle(const Args& args) {
+  const auto& p = args.positional;
+  auto budget = std::chrono::seconds(args.retry_seconds < 0 ? 60 : args.retry_seconds);
+  if (p[0] == "export") {
+    BundleExportOptions o;
+    o.server = args.server;
+    o.to_region = args.Value("--to");
+    o.out = args.Value("--out");
+    o.since_bundle = args.Value("--since");
+    o.retry_budget = budget;
+    if (p.size() < 2 || o.to_region.empty() || o.out.empty()) {
+      return Usage("export needs REF... --to REGION --out FILE");
+    }
+    // The server takes "repo:ref" (a digest ref as "repo:sha256:...").
+    for (size_t i = 1; i < p.size(); ++i) {
+      auto ref = ParseReference(p[i]);
+      if (!ref.ok()) return Fail(ref.status());
+      o.refs.push_back(ref->repository + ":" + ref->ref());
+    }
+    auto r = ExportBundle(o);
+    if (!r.ok()) return Fail(r.status());
+    if (args.json) {
+      core::Json j = {{"file", o.out},           {"plan", r->plan_digest.ToString()},
+                      {"versions", r->versions}, {"attestations", r->attestations},
+                      {"aliases", r->aliases},   {"blobs", r->blobs},
+                      {"bytes", r->bytes},       {"omitted", r->omitted},
+                      {"notes", r->notes}};
+      std::printf("%s\n", core::DumpJson(j).c_str());
+    } else {
+      std::printf("wrote %s: %zu version(s), %zu attestation(s), %zu alias(es), %llu blob(s) (%llu bytes), %llu omitted\n",
+                  o.out.c_str(), r->versions, r->attestations, r->aliases,
+                  static_cast<unsigned long long>(r->blobs), static_cast<unsigned long long>(r->bytes),
+                  static_cast<unsigned long long>(r->omitted));
+      for (const std::string& n : r->notes) std::printf("note: %s\n", n.c_str());
+    }
+    return kExitOk;
+  }
+  if (p.size() != 2) return Usage("import needs FILE");
+  BundleImportOptions o;
+  o.server = args.server;
+  o.file = p[1];
+  o.retry_budget = budget;
+  auto r = ImportBundle(o);
+  if (!r.ok()) return Fail(r.status());
+  if (args.json) {
+    core::Json j = r->summary;
+    j["blobs_uploaded"] = r->blobs_uploaded;
+    j["blobs_skipped"] = r->blobs_skipped;
+    std::printf("%s\n", core::DumpJson(j).c_str());
+  } else {
+    std::printf("imported %s: %llu version(s), %llu attestation(s), %llu alias(es) moved%s; uploaded %llu blob(s), %llu already there\n",
+                o.file.c_str(), static_cast<unsigned long long>(r->summary.value("versions_added", 0)),
+                static_cast<unsigned long long>(r->summary.value("attestations_added", 0)),
+                static_cast<unsigned long long>(r->summary.value("aliases_moved", 0)),
+                r->summary.value("changed", false) ? "" : " (nothing new)",
+                static_cast<unsigned long long>(r->blobs_uploaded),
+                static_cast<unsigned long long>(r->blobs_skipped));
+  }
+  return kExitOk;
+}
+
+int RunPolicy(const Args& args) {
+  const auto& p = args.positional;
+  HttpClient http(args.server);
+  PolicyCommands commands(&http, std::chrono::seconds(args.retry_seconds < 0 ? 5 : args.retry_seconds),
+                          args.json);
+  const std::string sub = p.size() >= 2 ? p[1] : "";
+  if (sub != "get" && !args.Value("--version").empty()) return Usage("--version N is for policy get");
+  if (sub != "test" && !args.Value("--stage").empty()) return Usage("--stage is for policy test");
+  if (sub == "put") {
+    if (p.size() != 3) return Usage("policy put needs FILE");
+    return PrintOut(commands.Put(p[2]));
+  }
+  if (sub == "get") {
+    if (p.size() != 3) return Usage("policy get needs NAME");
+    uint64_t version = 0;
+    if (!args.Value("--version").empty()) {
+      auto n = ParseInt(args.Value("--version"), 1, 1'000'000'000);
+      if (!n) return Usage("--version needs a policy version number (1 or more)");
+      version = static_cast<uint64_t>(*n);
+    }
+    return PrintOut(commands.Get(p[2], version));
+  }
+  if (sub == "ls") {
+    if (p.size() != 2) return Usage("policy ls takes no arguments");
+    return PrintOut(commands.List());
+  }
+  if (sub == "rm") {
+    if (p.size() != 3) return Usage("policy rm needs NAME");
+    return PrintOut(commands.Remove(p[2]));
+  }
+  if (sub == "test") {
+    if (p.size() != 4 || args.Value("--stage").empty()) return Usage("policy test needs FILE REF --stage STAGE");
+    auto ref = ParseReference(p[3]);
+    if (!ref.ok()) return Fail(ref.status());
+    auto out = commands.Test(p[2], *ref, args.Value("--stage"));
+    if (!out.ok()) return Fail(out.status());
+    std::fputs(out->output.c_str(), stdout);
+    if (!out->passed) std::fprintf(stderr, "sigil: POLICY_FAILED: the version does not pass the policy\n");
+    return out->passed ? kExitOk : kExitFailure;
+  }
+  return Usage("policy needs 'put', 'get', 'ls', 'rm' or 'test'");
+}
+
 int Run(int argc, char** argv) {
   Args args;
   if (auto done = ParseArgs(argc, argv, &args)) return *done;
@@ -653,6 +769,7 @@ int Run(int argc, char** argv) {
   if (cmd == "verify") return RunVerify(args);
   if (cmd == "eval") return RunEval(args);
   if (cmd == "stats") return RunStats(args);
+  if (cmd == "export" || cmd == "import") return RunBundle(args);
   if (cmd == "login" || cmd == "token" || cmd == "audit" || cmd == "access") return RunAccess(args);
 
   HttpClient http(args.server);

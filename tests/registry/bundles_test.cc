@@ -272,6 +272,38 @@ TEST_CASE("Bundles: export then import round trip, and again changes nothing") {
   CHECK(history2->size() == 1);
 }
 
+// What a crash between the write steps leaves (the version stored, its
+// attestations and alias not yet) is completed by importing again.
+TEST_CASE("Bundles: importing again completes a partly written import") {
+  TwoSites s;
+  Json plan = s.Export();
+  Carry(s.a, s.b, plan);
+  auto manifest = s.a.reg->Resolve("health/x", "v1");
+  REQUIRE(manifest.ok());
+  REQUIRE(s.b.reg->PutVersion("health/x", "v1", manifest->manifest_bytes).ok());
+  auto summary = s.b.bundles->Import(core::DumpJson(plan));
+  INFO(summary.status().ToString());
+  REQUIRE(summary.ok());
+  CHECK(summary->versions_added == 0);
+  CHECK(summary->attestations_added == 2);
+  CHECK(summary->aliases_moved == 1);
+  CHECK(summary->changed);
+  CHECK(s.b.reg->Resolve("health/x", "prod").ok());
+}
+
+TEST_CASE("Bundles: a version name that holds another manifest here refuses the bundle") {
+  TwoSites s;
+  Json plan = s.Export();
+  Carry(s.a, s.b, plan);
+  fixtures::PushModel(*s.b.reg, *s.b.blobs, "health/x", "v1", {{"other.bin", "other"}});
+  auto r = s.b.bundles->Import(core::DumpJson(plan));
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().reason() == "TAG_IMMUTABLE");
+  CHECK(s.b.ReferrerCount() == 0);
+  CHECK(s.b.AliasCount("health/x") == 0);
+  CHECK(s.b.log->Size() == 0);
+}
+
 TEST_CASE("Bundles: an alias not moved by a VSA is exported as its version only") {
   TwoSites s;
   REQUIRE(s.a.reg->SetAlias("health/x", "latest", "v1").ok());

@@ -233,6 +233,22 @@ RouteAccess Service::Classify(const HttpRequest& request) const {
     a.target = "token:" + (PercentDecode(parts[1], &name) ? name : parts[1]);
   } else if (first == "audit" && n == 1) {
     a.route = "/api/v1/audit";
+  } else if (first == "policies" && (n == 1 || n == 2 || (n == 4 && parts[2] == "versions"))) {
+    // On no repository: the role decides. The target names the policy: from
+    // the path, or from the document a POST carries.
+    a.route = n == 1 ? "/api/v1/policies" : n == 2 ? "/api/v1/policies/{name}" : "/api/v1/policies/{name}/versions/{n}";
+    std::string name;
+    if (n >= 2) {
+      if (!PercentDecode(parts[1], &name)) name = parts[1];
+    } else if (request.method == "POST") {
+      core::JsonLimits limits;
+      limits.max_bytes = policies::kMaxPolicyBytes;
+      auto doc = core::ParseJson(request.body, limits);
+      if (doc.ok() && doc->is_object() && doc->contains("name") && (*doc)["name"].is_string()) {
+        name = (*doc)["name"].get<std::string>().substr(0, 200);
+      }
+    }
+    if (!name.empty()) a.target = "policy:" + name;
   }
 
   bool reads = request.method == "GET" || request.method == "HEAD";

@@ -26,6 +26,7 @@
 #include "registry/access.h"
 #include "registry/attestations.h"
 #include "registry/bundles.h"
+#include "registry/policy_store.h"
 #include "registry/registry.h"
 #include "registry/evaluations.h"
 #include "registry/scanning.h"
@@ -304,6 +305,12 @@ int Run(int argc, char** argv) {
   bundle_options.peer_logs = std::move(*peer_logs);
   registry::Bundles bundles(std::move(bundle_options));
 
+  // The operator's policies: promotion gates and residency (store, pull,
+  // export) against this server's site and region.
+  registry::PolicyStoreOptions policy_options;
+  policy_options.meta = meta->get();
+  registry::PolicyStore policies(policy_options);
+
   std::unique_ptr<registry::AccessControl> access;
   if (config->auth == "off") {
     SIGIL_LOG(kWarn) << "auth is off: every request is served without a token (single-user setups only)";
@@ -336,6 +343,9 @@ int Run(int argc, char** argv) {
   service_options.scanning = scanning->get();
   service_options.evaluations = evaluations->get();
   service_options.access = access.get();
+  service_options.policies = &policies;
+  service_options.site = config->site;
+  service_options.region = config->region;
   service_options.bundles = &bundles;
   LimitOptions limit_options;
   limit_options.requests_per_second = config->rate_limit;

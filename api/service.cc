@@ -255,6 +255,7 @@ HttpResponse Service::Dispatch(const HttpRequest& request, std::string* route) {
     *route = "/api/v1/bundles";
     return BundleImport(request);
   }
+  if (parts[0] == "policies") return Policies(request, parts, route);
   if (parts[0] == "trust") return Trust(request, parts, route);
   if (parts[0] == "log") return Log(request, parts, route);
   if (parts[0] == "jobs") return Jobs(request, parts, route);
@@ -322,6 +323,9 @@ HttpResponse Service::Blob(const HttpRequest& request, const std::string& digest
     if (request.method == "GET") {
       core::Status pullable = CheckBlobPullable(*digest);
       if (!pullable.ok()) return ErrorResponse(pullable);
+      // Residency too: HEAD tells only whether the server has the bytes.
+      core::Status resident = CheckBlobResidency(*digest);
+      if (!resident.ok()) return ErrorResponse(resident);
     }
     return SendBlob(request, *digest);
   }
@@ -507,6 +511,13 @@ HttpResponse Service::Models(const HttpRequest& request, std::string* route) {
     }
     if (rest == 3 && (decoded[2] == "attestations" || decoded[2] == "sign" ||
                       decoded[2] == "evidence")) {
+      if (request.method == "GET" && decoded[2] != "sign") {
+        core::Status resident = CheckResidency(repo, policies::Action::kPull);
+        if (!resident.ok()) {
+          *route = "/api/v1/models/{repo}/versions/{ref}/" + decoded[2];
+          return ErrorResponse(resident);
+        }
+      }
       return VersionAttestationRoute(request, repo, ref, decoded[2], route);
     }
     if (rest >= 4 && decoded[2] == "files") {
@@ -609,6 +620,8 @@ HttpResponse Service::Versions(const HttpRequest& request, const std::string& re
 HttpResponse Service::Version(const HttpRequest& request, const std::string& repo,
                               const std::string& ref) {
   if (request.method == "GET") {
+    core::Status resident = CheckResidency(repo, policies::Action::kPull);
+    if (!resident.ok()) return ErrorResponse(resident);
     auto resolved = options_.registry->Resolve(repo, ref);
     if (!resolved.ok()) return ErrorResponse(resolved.status());
     Json body = VersionJson(resolved->info);
@@ -619,6 +632,10 @@ HttpResponse Service::Version(const HttpRequest& request, const std::string& rep
     return r;
   }
   if (request.method == "PUT") {
+    // The version's content would be stored here: this server's site and
+    // region must be allowed to hold the repository.
+    core::Status resident = CheckResidency(repo, policies::Action::kStore);
+    if (!resident.ok()) return ErrorResponse(resident);
     std::map<std::string, std::string> labels;
     std::string label_text = QueryValue(request, "labels");
     if (!label_text.empty()) {
@@ -660,6 +677,8 @@ HttpResponse Service::Version(const HttpRequest& request, const std::string& rep
 HttpResponse Service::VersionManifest(const HttpRequest& request, const std::string& repo,
                                       const std::string& ref) {
   if (request.method != "GET") return MethodNotAllowed(request, "GET");
+  core::Status resident = CheckResidency(repo, policies::Action::kPull);
+  if (!resident.ok()) return ErrorResponse(resident);
   auto resolved = options_.registry->Resolve(repo, ref);
   if (!resolved.ok()) return ErrorResponse(resolved.status());
   HttpResponse r;
@@ -691,6 +710,8 @@ HttpResponse Service::File(const HttpRequest& request, const std::string& repo,
   if (request.method != "GET" && request.method != "HEAD") {
     return MethodNotAllowed(request, "GET, HEAD");
   }
+  core::Status resident = CheckResidency(repo, policies::Action::kPull);
+  if (!resident.ok()) return ErrorResponse(resident);
   auto resolved = options_.registry->Resolve(repo, ref);
   if (!resolved.ok()) return ErrorResponse(resolved.status());
   const registry::Descriptor* layer = resolved->manifest.FindFile(path);

@@ -67,8 +67,8 @@ struct ServiceOptions {
   // Export plans and bundle imports; without it 503 BUNDLES_UNAVAILABLE.
   registry::Bundles* bundles = nullptr;
   // This server's site and region (Config::site/region), for residency.
-  std::string site;
-  std::string region;
+  std::string site = {};
+  std::string region = {};
   // Optional: counts open upload sessions per caller (LimitKey); creating
   // one more than its limit answers 429 TOO_MANY_UPLOADS.
   RateLimiter* limiter = nullptr;
@@ -135,6 +135,21 @@ class Service {
   // bundle_routes.cc
   HttpResponse Exports(const HttpRequest& request);
   HttpResponse BundleImport(const HttpRequest& request);
+  // policy_routes.cc
+  HttpResponse Policies(const HttpRequest& request, const std::vector<std::string>& parts,
+                        std::string* route);
+  // The caller's place for a residency check: for kPull the request's
+  // token's site and region (none for a token without them or anonymous);
+  // the server's own (options_.site/region) for kStore, kExport, and for
+  // pulls without access control or on server threads.
+  policies::Context ResidencyContext(policies::Action action) const;
+  // OK without options_.policies; else PolicyStore::CheckResidency (403
+  // RESIDENCY_DENIED naming the policy and rule).
+  core::Status CheckResidency(const std::string& repo, policies::Action action);
+  // A blob read by digest: refused when a repository holding the blob (its
+  // manifest, config or a layer) refuses the caller's pull. Costs nothing
+  // unless some policy in force restricts pulls.
+  core::Status CheckBlobResidency(const core::Digest& digest);
   // attestation_routes.cc
   HttpResponse ServerKeysRoute(const HttpRequest& request);
   HttpResponse Trust(const HttpRequest& request, const std::vector<std::string>& parts,

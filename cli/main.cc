@@ -26,6 +26,7 @@
 #include "cli/progress.h"
 #include "cli/pull.h"
 #include "cli/push.h"
+#include "cli/policy_command.h"
 #include "cli/refs.h"
 #include "cli/scan_command.h"
 #include "cli/bundle_command.h"
@@ -134,6 +135,19 @@ Air gap (bundle files: a tar in OCI image layout):
                           lacks and submit the bundle (admin); the server
                           verifies everything before it stores anything
 
+Policies (JSON documents, stored in versions; docs/api.md "Policies"):
+  policy put FILE         store FILE as a new version of the policy it names
+                          (admin); the same bytes again store nothing
+  policy get NAME [--version N]
+                          print the policy's document (the latest version,
+                          or version N); --json prints its record
+  policy ls               the policies in force (the latest of each name)
+  policy rm NAME          stop applying a policy (admin); its versions stay
+  policy test FILE REF --stage STAGE
+                          dry run: FILE's rules against the version's
+                          evidence for STAGE, without storing FILE; prints
+                          the rule table and exits 1 unless every rule passes
+
 REF is REPO:VERSION, REPO:ALIAS or REPO@sha256:<hex>. A repository may
 contain '/' and '.'; the ':' after the last '/' starts the tag.
 
@@ -191,7 +205,7 @@ constexpr const char* kValueOptions[] = {
     "--name",      "--repository", "--spec",            "--parent",       "--timeout",
     "--role",      "--repos",      "--site",            "--region",       "--expires",
     "--token-file", "--repo",      "--since",           "--action",       "--anonymous-read",
-    "--to"};
+    "--to",        "--stage"};
 
 struct UsageError {
   std::string message;
@@ -260,6 +274,11 @@ std::optional<int> ParseArgs(int argc, char** argv, Args* args) {
     } else if (a == "--help" || a == "-h") {
       std::fputs(kHelp, stdout);
       return kExitOk;
+    } else if (is("--version") && !args->positional.empty() && args->positional[0] == "policy") {
+      // `policy get NAME --version N`: a policy's version, not the client's.
+      auto v = value("--version");
+      if (!v || v->empty()) return Usage("--version needs a policy version number");
+      args->values["--version"].push_back(*v);
     } else if (a == "--version") {
       std::printf("sigil %s\n", kVersion);
       return kExitOk;
@@ -771,6 +790,7 @@ int Run(int argc, char** argv) {
   if (cmd == "stats") return RunStats(args);
   if (cmd == "export" || cmd == "import") return RunBundle(args);
   if (cmd == "login" || cmd == "token" || cmd == "audit" || cmd == "access") return RunAccess(args);
+  if (cmd == "policy") return RunPolicy(args);
 
   HttpClient http(args.server);
   Commands commands(&http, std::chrono::seconds(args.retry_seconds < 0 ? 5 : args.retry_seconds),

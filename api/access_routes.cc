@@ -233,6 +233,10 @@ RouteAccess Service::Classify(const HttpRequest& request) const {
     a.target = "token:" + (PercentDecode(parts[1], &name) ? name : parts[1]);
   } else if (first == "audit" && n == 1) {
     a.route = "/api/v1/audit";
+  } else if ((first == "exports" || first == "bundles") && n == 1) {
+    // On no repository: an export checks pull access on each ref's
+    // repository itself (Bundles::Export); an import needs admin.
+    a.route = "/api/v1/" + first;
   } else if (first == "policies" && (n == 1 || n == 2 || (n == 4 && parts[2] == "versions"))) {
     // On no repository: the role decides. The target names the policy: from
     // the path, or from the document a POST carries.

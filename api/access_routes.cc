@@ -192,13 +192,17 @@ RouteAccess Service::Classify(const HttpRequest& request) const {
           a.route = base + "/versions/{ref}";
         } else if (w.size() == 3 && (w[2] == "manifest" || w[2] == "scan" || w[2] == "evaluations" ||
                                      w[2] == "stats" || w[2] == "labels" || w[2] == "attestations" ||
-                                     w[2] == "sign" || w[2] == "evidence")) {
+                                     w[2] == "sign" || w[2] == "evidence" || w[2] == "promotions" ||
+                                     w[2] == "policy-test")) {
           a.route = base + "/versions/{ref}/" + w[2];
         } else if (w.size() >= 4 && w[2] == "files") {
           a.route = base + "/versions/{ref}/files/{path}";
         }
       } else if (w[0] == "aliases" && w.size() == 2) {
         a.route = base + "/aliases/{alias}";
+        a.target = parsed->repo + ":" + w[1];
+      } else if (w[0] == "aliases" && w.size() == 3 && w[2] == "history") {
+        a.route = base + "/aliases/{alias}/history";
         a.target = parsed->repo + ":" + w[1];
       }
       if (a.route == "unknown") a.repository.clear();
@@ -221,6 +225,10 @@ RouteAccess Service::Classify(const HttpRequest& request) const {
     // (the route answers 404).
     if (options_.evaluations != nullptr) {
       auto job = options_.evaluations->Get(parts[1]);
+      if (job.ok()) a.repository = job->repo;
+    }
+    if (a.repository.empty() && options_.promotions != nullptr) {
+      auto job = options_.promotions->Get(parts[1]);
       if (job.ok()) a.repository = job->repo;
     }
   } else if (first == "jobs" && n == 1) {

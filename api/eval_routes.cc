@@ -1,6 +1,7 @@
 // The routes of docs/api.md section "Evaluations and jobs": evaluation and
 // weight-statistics jobs of a version, its evaluation reports, and the jobs
 // themselves (state, progress, result, cancel).
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -94,12 +95,27 @@ HttpResponse Service::VersionStats(const HttpRequest& request, const std::string
 
 HttpResponse Service::Jobs(const HttpRequest& request, const std::vector<std::string>& parts,
                            std::string* route) {
-  if (options_.evaluations == nullptr) return NotConfigured();
+  // Evaluation and statistics jobs, and promotion jobs (promotion_routes.cc).
+  if (options_.evaluations == nullptr && options_.promotions == nullptr) return NotConfigured();
   if (parts.size() == 1) {
     *route = "/api/v1/jobs";
     if (request.method != "GET") return MethodNotAllowed(request, "GET");
-    auto jobs = options_.evaluations->List(kMaxJobList);
-    if (!jobs.ok()) return ErrorResponse(jobs.status());
+    std::vector<registry::JobInfo> all;
+    if (options_.evaluations != nullptr) {
+      auto list = options_.evaluations->List(kMaxJobList);
+      if (!list.ok()) return ErrorResponse(list.status());
+      all = std::move(list).value();
+    }
+    if (options_.promotions != nullptr) {
+      auto list = options_.promotions->List(kMaxJobList);
+      if (!list.ok()) return ErrorResponse(list.status());
+      for (auto& job : *list) all.push_back(std::move(job));
+    }
+    std::stable_sort(all.begin(), all.end(), [](const registry::JobInfo& a, const registry::JobInfo& b) {
+      return a.created_micros > b.created_micros;
+    });
+    if (all.size() > kMaxJobList) all.resize(kMaxJobList);
+    const std::vector<registry::JobInfo>* jobs = &all;
     Json list = Json::array();
     // Only the jobs of repositories the caller may pull.
     const registry::Principal* principal = registry::PrincipalScope::Current();
@@ -116,13 +132,18 @@ HttpResponse Service::Jobs(const HttpRequest& request, const std::vector<std::st
   if (parts.size() == 2) {
     *route = "/api/v1/jobs/{id}";
     if (request.method != "GET") return MethodNotAllowed(request, "GET");
-    auto job = options_.evaluations->Get(parts[1]);
+    core::Result<registry::JobInfo> job = core::NotFound("no job " + parts[1], "JOB_UNKNOWN");
+    if (options_.evaluations != nullptr) job = options_.evaluations->Get(parts[1]);
+    if (!job.ok() && job.status().reason() == "JOB_UNKNOWN" && options_.promotions != nullptr) {
+      job = options_.promotions->Get(parts[1]);
+    }
     if (!job.ok()) return ErrorResponse(job.status());
     return JsonResponse(200, Json{{"job", registry::JobToJson(*job)}});
   }
   if (parts.size() == 3 && parts[2] == "cancel") {
     *route = "/api/v1/jobs/{id}/cancel";
     if (request.method != "POST") return MethodNotAllowed(request, "POST");
+    if (options_.evaluations == nullptr) return NotConfigured();
     auto job = options_.evaluations->Cancel(parts[1]);
     if (!job.ok()) return ErrorResponse(job.status());
     return JsonResponse(202, Json{{"job", registry::JobToJson(*job)}});

@@ -29,6 +29,7 @@
 #include "registry/policy_store.h"
 #include "registry/registry.h"
 #include "registry/evaluations.h"
+#include "registry/promotions.h"
 #include "registry/scanning.h"
 #include "validator/worker.h"
 #include "signing/keys.h"
@@ -288,6 +289,30 @@ int Run(int argc, char** argv) {
     return 1;
   }
 
+  // The operator's policies: promotion gates and residency (store, pull,
+  // export) against this server's site and region.
+  registry::PolicyStoreOptions policy_options;
+  policy_options.meta = meta->get();
+  registry::PolicyStore policies(policy_options);
+
+  // Promotion jobs: a version moves to a stage when the policies pass.
+  registry::PromotionsOptions promotion_options;
+  promotion_options.sources.registry = &registry;
+  promotion_options.sources.blobs = blobs->get();
+  promotion_options.sources.attestations = attestations->get();
+  promotion_options.sources.scanning = scanning->get();
+  promotion_options.sources.evaluations = evaluations->get();
+  promotion_options.sources.git_mirror_root = config->git_mirrors;
+  promotion_options.meta = meta->get();
+  promotion_options.policies = &policies;
+  promotion_options.origin = log->get()->origin();
+  promotion_options.server_key = keys->attestation;
+  auto promotions = registry::Promotions::Start(std::move(promotion_options));
+  if (!promotions.ok()) {
+    std::fprintf(stderr, "sigild: promotions: %s\n", promotions.status().ToString().c_str());
+    return 1;
+  }
+
   auto peer_logs = LoadPeerLogs(config->peer_logs);
   if (!peer_logs.ok()) {
     std::fprintf(stderr, "sigild: peer logs: %s\n", peer_logs.status().ToString().c_str());
@@ -299,17 +324,12 @@ int Run(int argc, char** argv) {
   bundle_options.meta = meta->get();
   bundle_options.attestations = attestations->get();
   bundle_options.log = log->get();
+  bundle_options.policies = &policies;
   bundle_options.origin = log->get()->origin();
   bundle_options.site = config->site;
   bundle_options.region = config->region;
   bundle_options.peer_logs = std::move(*peer_logs);
   registry::Bundles bundles(std::move(bundle_options));
-
-  // The operator's policies: promotion gates and residency (store, pull,
-  // export) against this server's site and region.
-  registry::PolicyStoreOptions policy_options;
-  policy_options.meta = meta->get();
-  registry::PolicyStore policies(policy_options);
 
   std::unique_ptr<registry::AccessControl> access;
   if (config->auth == "off") {
@@ -343,10 +363,11 @@ int Run(int argc, char** argv) {
   service_options.scanning = scanning->get();
   service_options.evaluations = evaluations->get();
   service_options.access = access.get();
+  service_options.bundles = &bundles;
   service_options.policies = &policies;
+  service_options.promotions = promotions->get();
   service_options.site = config->site;
   service_options.region = config->region;
-  service_options.bundles = &bundles;
   LimitOptions limit_options;
   limit_options.requests_per_second = config->rate_limit;
   limit_options.burst = config->rate_burst;

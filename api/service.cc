@@ -509,6 +509,14 @@ HttpResponse Service::Models(const HttpRequest& request, std::string* route) {
       *route = "/api/v1/models/{repo}/versions/{ref}/labels";
       return VersionLabels(request, repo, ref);
     }
+    if (rest == 3 && decoded[2] == "promotions") {
+      *route = "/api/v1/models/{repo}/versions/{ref}/promotions";
+      return VersionPromotions(request, repo, ref);
+    }
+    if (rest == 3 && decoded[2] == "policy-test") {
+      *route = "/api/v1/models/{repo}/versions/{ref}/policy-test";
+      return VersionPolicyTest(request, repo, ref);
+    }
     if (rest == 3 && (decoded[2] == "attestations" || decoded[2] == "sign" ||
                       decoded[2] == "evidence")) {
       if (request.method == "GET" && decoded[2] != "sign") {
@@ -538,6 +546,10 @@ HttpResponse Service::Models(const HttpRequest& request, std::string* route) {
     if (rest == 2) {
       *route = "/api/v1/models/{repo}/aliases/{alias}";
       return Alias(request, repo, decoded[1]);
+    }
+    if (rest == 3 && decoded[2] == "history") {
+      *route = "/api/v1/models/{repo}/aliases/{alias}/history";
+      return AliasHistory(request, repo, decoded[1]);
     }
   }
   return ErrorResponse(core::NotFound("no route for " + request.path.substr(0, 200), "ROUTE_UNKNOWN"));
@@ -745,7 +757,13 @@ HttpResponse Service::Alias(const HttpRequest& request, const std::string& repo,
     if (!body.ok()) return ErrorResponse(body.status());
     auto ref = core::GetString(*body, "ref");
     if (!ref.ok()) return ErrorResponse(core::InvalidArgument(ref.status().message(), "JSON_INVALID"));
-    auto info = options_.registry->SetAlias(repo, alias, *ref);
+    // An admin override, recorded in the alias's history as such; promoters
+    // move aliases through promotions.
+    const registry::Principal* principal = registry::PrincipalScope::Current();
+    registry::AliasMove move;
+    move.by = principal != nullptr ? principal->name : "sigild";
+    move.via = "override";
+    auto info = options_.registry->MoveAlias(repo, alias, *ref, move);
     if (!info.ok()) return ErrorResponse(info.status());
     return JsonResponse(200, AliasJson(*info));
   }

@@ -132,9 +132,6 @@ class Service {
   HttpResponse Aliases(const HttpRequest& request, const std::string& repo);
   HttpResponse Alias(const HttpRequest& request, const std::string& repo, const std::string& alias);
   HttpResponse Gc(const HttpRequest& request);
-  // bundle_routes.cc
-  HttpResponse Exports(const HttpRequest& request);
-  HttpResponse BundleImport(const HttpRequest& request);
   // policy_routes.cc
   HttpResponse Policies(const HttpRequest& request, const std::vector<std::string>& parts,
                         std::string* route);
@@ -150,6 +147,9 @@ class Service {
   // manifest, config or a layer) refuses the caller's pull. Costs nothing
   // unless some policy in force restricts pulls.
   core::Status CheckBlobResidency(const core::Digest& digest);
+  // bundle_routes.cc
+  HttpResponse Exports(const HttpRequest& request);
+  HttpResponse BundleImport(const HttpRequest& request);
   // attestation_routes.cc
   HttpResponse ServerKeysRoute(const HttpRequest& request);
   HttpResponse Trust(const HttpRequest& request, const std::vector<std::string>& parts,
@@ -170,6 +170,11 @@ class Service {
   HttpResponse VersionEvaluations(const HttpRequest& request, const std::string& repo, const std::string& ref);
   HttpResponse VersionStats(const HttpRequest& request, const std::string& repo, const std::string& ref);
   HttpResponse Jobs(const HttpRequest& request, const std::vector<std::string>& parts, std::string* route);
+
+  // promotion_routes.cc
+  HttpResponse VersionPromotions(const HttpRequest& request, const std::string& repo, const std::string& ref);
+  HttpResponse VersionPolicyTest(const HttpRequest& request, const std::string& repo, const std::string& ref);
+  HttpResponse AliasHistory(const HttpRequest& request, const std::string& repo, const std::string& alias);
 
   // A blob's bytes with Range support (GET) or its headers (HEAD).
   HttpResponse SendBlob(const HttpRequest& request, const core::Digest& digest);

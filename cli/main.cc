@@ -21,6 +21,7 @@
 #include "cli/access_command.h"
 #include "cli/commands.h"
 #include "cli/eval_command.h"
+#include "cli/promote_command.h"
 #include "cli/http_client.h"
 #include "cli/keys_command.h"
 #include "cli/progress.h"
@@ -62,7 +63,9 @@ Commands:
   ls [REPO]               list repositories, or the versions of REPO
   inspect REF             print a version's JSON
   alias set REPO:ALIAS VERSION|DIGEST
-                          point an alias at a version
+                          point an alias at a version (admin: an override,
+                          recorded in the alias's history; promoters use
+                          `promote`)
   alias rm REPO:ALIAS     remove an alias
   rm REPO:VERSION         delete a version (and the aliases pointing at it)
   gc                      run garbage collection on the server
@@ -81,6 +84,16 @@ Evaluation (before promotion):
                           cosine and largest difference against a parent) of
                           a local safetensors/PyTorch file, or of a version's
                           weight files on the server; exit 1 on NaN or Inf
+
+Promotion (a version moves to a stage when every policy passes):
+  promote REF --to STAGE [--wait] [--timeout SECONDS]
+                          request a promotion; with --wait print every
+                          policy's rule table and, on PASS, the verification
+                          summary (VSA) and its log index; exit 1 unless PASS
+  history REPO --alias ALIAS [--limit N]
+                          the alias's moves, newest first: when, by whom,
+                          the version, via promotion/override/import/delete,
+                          and the VSA
 
 Signing and verification (keys: --passphrase-file F or $SIGIL_KEY_PASSPHRASE):
   key generate --type ecdsa-p256|ecdsa-p384|ed25519 --out NAME
@@ -205,7 +218,7 @@ constexpr const char* kValueOptions[] = {
     "--name",      "--repository", "--spec",            "--parent",       "--timeout",
     "--role",      "--repos",      "--site",            "--region",       "--expires",
     "--token-file", "--repo",      "--since",           "--action",       "--anonymous-read",
-    "--to",        "--stage"};
+    "--to",        "--stage",      "--alias",           "--limit"};
 
 struct UsageError {
   std::string message;
@@ -593,6 +606,41 @@ int RunEval(const Args& args) {
   return !out->finished || out->passed ? kExitOk : kExitFailure;
 }
 
+int RunPromote(const Args& args) {
+  const auto& p = args.positional;
+  if (p.size() != 2 || args.Value("--to").empty()) return Usage("promote needs REF --to STAGE");
+  auto ref = ParseReference(p[1]);
+  if (!ref.ok()) return Fail(ref.status());
+  JobWait wait = WaitOptions(args);
+  if (!args.Value("--timeout").empty()) {
+    auto n = ParseInt(args.Value("--timeout"), 1, 7 * 86400);
+    if (!n) return Usage("--timeout needs seconds");
+    wait.limit = std::chrono::seconds(*n);
+  }
+  HttpClient http(args.server);
+  auto out = PromoteRemote(http, *ref, args.Value("--to"), wait);
+  if (!out.ok()) return Fail(out.status());
+  std::fputs(out->output.c_str(), stdout);
+  if (out->finished && !out->passed) std::fprintf(stderr, "sigil: PROMOTION_FAILED: the alias did not move\n");
+  return !out->finished || out->passed ? kExitOk : kExitFailure;
+}
+
+int RunHistory(const Args& args) {
+  const auto& p = args.positional;
+  if (p.size() != 2 || args.Value("--alias").empty()) return Usage("history needs REPO --alias ALIAS");
+  core::Status valid = ValidateRepository(p[1]);
+  if (!valid.ok()) return Fail(valid);
+  int limit = 20;
+  if (!args.Value("--limit").empty()) {
+    auto n = ParseInt(args.Value("--limit"), 1, 1000);
+    if (!n) return Usage("--limit needs a number from 1 to 1000");
+    limit = *n;
+  }
+  HttpClient http(args.server);
+  return PrintOut(AliasHistoryRemote(http, p[1], args.Value("--alias"), limit, args.json,
+                                     std::chrono::seconds(args.retry_seconds < 0 ? 5 : args.retry_seconds)));
+}
+
 int RunStats(const Args& args) {
   const auto& p = args.positional;
   if (p.size() != 2) return Usage("stats needs FILE or REF");
@@ -787,6 +835,8 @@ int Run(int argc, char** argv) {
   if (cmd == "attest") return RunAttest(args);
   if (cmd == "verify") return RunVerify(args);
   if (cmd == "eval") return RunEval(args);
+  if (cmd == "promote") return RunPromote(args);
+  if (cmd == "history") return RunHistory(args);
   if (cmd == "stats") return RunStats(args);
   if (cmd == "export" || cmd == "import") return RunBundle(args);
   if (cmd == "login" || cmd == "token" || cmd == "audit" || cmd == "access") return RunAccess(args);

@@ -170,6 +170,8 @@ std::vector<Route> Routes(const std::string& blob_digest, const std::string& blo
       {"GET", v + "/scan", "", Need::kReader, "pull", true},
       {"GET", v + "/attestations", "", Need::kReader, "pull", true},
       {"GET", v + "/evidence", "", Need::kReader, "pull", true},
+      {"GET", "/api/v1/models/{repo}/aliases/prod/history", "", Need::kReader, "pull", true},
+      {"POST", v + "/policy-test", R"({"document": "{}", "stage": "prod"})", Need::kReader, "policy.test", true},
       {"GET", v + "/evaluations", "", Need::kReader, "pull", true},
       {"GET", "/api/v1/models/{repo}/aliases", "", Need::kReader, "pull", true},
       {"GET", "/api/v1/models/{repo}/aliases/prod", "", Need::kReader, "pull", true},
@@ -194,8 +196,11 @@ std::vector<Route> Routes(const std::string& blob_digest, const std::string& blo
       {"POST", v + "/attestations", "{}", Need::kPusher, "push", true},
       {"POST", v + "/evaluations", R"({"model": 1})", Need::kPusher, "push", true},
       {"POST", "/api/v1/jobs/no-such-job/cancel", "", Need::kPusher, "push", false},
-      // Promotion.
-      {"PUT", "/api/v1/models/{repo}/aliases/prod", R"({"ref": "2"})", Need::kPromoter, "promote", true},
+      // Promotion goes through promotion jobs (no policy is stored here:
+      // they fail and move nothing); moving an alias by hand is an audited
+      // admin override.
+      {"POST", v + "/promotions", R"({"to": "prod"})", Need::kPromoter, "promote", true},
+      {"PUT", "/api/v1/models/{repo}/aliases/prod", R"({"ref": "2"})", Need::kAdmin, "alias.override", true},
       // Administration.
       {"DELETE", "/api/v1/models/{repo}/aliases/doomed", "", Need::kAdmin, "delete", true},
       {"DELETE", "/api/v1/models/{repo}/versions/2", "", Need::kAdmin, "delete", true},
@@ -442,7 +447,9 @@ TEST_CASE("sigil login, token, audit and access through the client", "[integrati
     std::string line = audit.out.substr(a, b - a);
     if (line.find(" ci ") == std::string::npos) continue;
     CHECK(line.find("hospital-a") != std::string::npos);
-    if (line.find("promote") != std::string::npos && line.find("refused") != std::string::npos) promote_refused = true;
+    if (line.find("alias.override") != std::string::npos && line.find("refused") != std::string::npos) {
+      promote_refused = true;
+    }
     if (line.find("push") != std::string::npos && line.find("allowed") != std::string::npos) push_allowed = true;
   }
   CHECK(promote_refused);

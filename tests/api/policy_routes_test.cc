@@ -139,6 +139,39 @@ TEST_CASE("without a policy store the policy routes answer 503 and nothing is re
   CHECK(f.Call(f.bare, "PUT", "/api/v1/models/health/xray/versions/1", "", manifest).status == 201);
 }
 
+TEST_CASE("the policy routes are on no repository, their target the policy", "[api][policy]") {
+  Fixture f;
+  struct Row {
+    std::string method, path, body, route, target;
+    registry::Action action;
+  };
+  const std::vector<Row> rows = {
+      {"GET", "/api/v1/policies", "", "/api/v1/policies", "/api/v1/policies", registry::Action::kPull},
+      {"POST", "/api/v1/policies", kEu, "/api/v1/policies", "policy:eu-health", registry::Action::kAdmin},
+      {"POST", "/api/v1/policies", "not json", "/api/v1/policies", "/api/v1/policies", registry::Action::kAdmin},
+      {"GET", "/api/v1/policies/eu-health", "", "/api/v1/policies/{name}", "policy:eu-health", registry::Action::kPull},
+      {"DELETE", "/api/v1/policies/eu%2Dhealth", "", "/api/v1/policies/{name}", "policy:eu-health",
+       registry::Action::kAdmin},
+      {"GET", "/api/v1/policies/eu-health/versions/2", "", "/api/v1/policies/{name}/versions/{n}",
+       "policy:eu-health", registry::Action::kPull},
+  };
+  for (const Row& row : rows) {
+    INFO(row.method << " " << row.path);
+    HttpRequest r;
+    r.method = row.method;
+    r.path = row.path;
+    r.body = row.body;
+    RouteAccess a = f.guarded.Classify(r);
+    CHECK(a.route == row.route);
+    CHECK(a.target == row.target);
+    CHECK(a.action == row.action);
+    CHECK(a.repository.empty());
+    std::string route;
+    f.open.Handle(r, &route);
+    CHECK(route == row.route);
+  }
+}
+
 TEST_CASE("policies are put, read by version, listed and deleted", "[api][policy]") {
   Fixture f;
   auto put = f.Call(f.guarded, "POST", "/api/v1/policies", f.admin, kEu);

@@ -1,6 +1,7 @@
 #include "registry/bundles.h"
 
 #include <algorithm>
+#include <cctype>
 #include <map>
 #include <set>
 #include <utility>
@@ -537,7 +538,9 @@ core::Result<ImportSummary> Bundles::Import(std::string_view plan_json) {
     }
     ASSIGN_OR_RETURN(attest::Statement statement, DocumentStatement(*vsa_doc));
     auto vsa = attest::ParseVsa(statement.predicate_json);
-    std::string stage_level = "SIGIL_STAGE_" + al.alias;
+    // As Promotions names the stage: upper case, other than [A-Z0-9] as '_'.
+    std::string stage_level = "SIGIL_STAGE_";
+    for (unsigned char c : al.alias) stage_level.push_back(std::isalnum(c) ? static_cast<char>(std::toupper(c)) : '_');
     if (!vsa.ok() || vsa->verification_result != attest::kVsaPassed ||
         std::find(vsa->verified_levels.begin(), vsa->verified_levels.end(), stage_level) ==
             vsa->verified_levels.end()) {

@@ -36,7 +36,8 @@
 // and every attestation's leaf must be included in it (RFC 6962 proof) and
 // describe that attestation; every attestation must verify against the local
 // trust store exactly as Attestations::Add does; every alias needs a VSA
-// among them that PASSED for that digest and stage; the local residency
+// among them that PASSED for that digest and stage (verified level
+// SIGIL_STAGE_<ALIAS>, named as Promotions names it); the local residency
 // store rule must allow each repository here; no version name of the plan
 // may name another manifest (TAG_IMMUTABLE) or an alias (NAME_TAKEN) here.
 // Only then is anything written.

@@ -1,6 +1,8 @@
 #include "registry/bundles.h"
+#include "registry/promotions.h"
 
 #include <catch2/catch.hpp>
+#include <cctype>
 #include <functional>
 #include <map>
 #include <memory>
@@ -149,7 +151,9 @@ std::string VsaDocument(const core::Digest& digest, const std::string& stage, co
   vsa.resource_uri = "sigil://site-a/health/x@" + digest.ToString();
   vsa.policy.uri = "sigil://site-a/policies/gate?version=1";
   vsa.verification_result = result;
-  vsa.verified_levels = {"SIGIL_STAGE_" + stage};
+  std::string level = stage;
+  for (char& c : level) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  vsa.verified_levels = {"SIGIL_STAGE_" + level};
   auto predicate = attest::BuildVsa(vsa);
   INFO(predicate.status().ToString());
   REQUIRE(predicate.ok());
@@ -302,6 +306,46 @@ TEST_CASE("Bundles: a version name that holds another manifest here refuses the 
   CHECK(s.b.ReferrerCount() == 0);
   CHECK(s.b.AliasCount("health/x") == 0);
   CHECK(s.b.log->Size() == 0);
+}
+
+// An alias a real promotion moved: the server's own VSA travels with it.
+TEST_CASE("Bundles: a promoted alias travels with the exporting server's VSA") {
+  TwoSites s;
+  s.a.Policy(R"({"name": "gate", "repositories": ["health/*"], "stages": ["staging"]})");
+  PromotionsOptions po;
+  po.sources.registry = s.a.reg.get();
+  po.sources.blobs = s.a.blobs.get();
+  po.sources.attestations = s.a.att.get();
+  po.sources.clock = &s.a.clock;
+  po.meta = s.a.meta.get();
+  po.policies = s.a.policies.get();
+  po.origin = s.a.origin;
+  po.server_key = s.a.server_key;
+  auto promotions = Promotions::Start(std::move(po));
+  INFO(promotions.status().ToString());
+  REQUIRE(promotions.ok());
+  auto job = (*promotions)->Submit("health/x", "v1", "staging");
+  INFO(job.status().ToString());
+  REQUIRE(job.ok());
+  (*promotions)->WaitIdle();
+  auto history = s.a.reg->AliasHistory("health/x", "staging", 1);
+  REQUIRE(history.ok());
+  REQUIRE(history->size() == 1);
+  REQUIRE((*history)[0].vsa.has_value());
+
+  Json plan = s.Export({"health/x:staging"});
+  REQUIRE(plan["aliases"].size() == 1);
+  CHECK(plan["aliases"][0]["vsa"] == (*history)[0].vsa->ToString());
+  Carry(s.a, s.b, plan);
+  auto summary = s.b.bundles->Import(core::DumpJson(plan));
+  INFO(summary.status().ToString());
+  REQUIRE(summary.ok());
+  CHECK(summary->aliases_moved == 1);
+  auto imported = s.b.reg->AliasHistory("health/x", "staging", 1);
+  REQUIRE(imported.ok());
+  REQUIRE(imported->size() == 1);
+  CHECK((*imported)[0].via == "import");
+  CHECK((*imported)[0].vsa == (*history)[0].vsa);
 }
 
 TEST_CASE("Bundles: an alias not moved by a VSA is exported as its version only") {

@@ -349,8 +349,12 @@ core::Result<JobInfo> Promotions::Submit(std::string_view repo, std::string_view
                                         " is quarantined: it cannot be promoted",
                                     "QUARANTINED");
   }
-  if (version.info.version == stage) {
-    return core::InvalidArgument("'" + std::string(stage) + "' is a version, not a stage", "NAME_TAKEN");
+  // Versions and aliases share one namespace (Registry): a stage cannot be a version's name.
+  auto clash = options_.sources.registry->Resolve(repo, stage);
+  if (clash.ok() && clash->info.version == stage) {
+    return core::AlreadyExists("'" + std::string(stage) + "' is a version of '" + std::string(repo) +
+                                   "', not a stage",
+                               "NAME_TAKEN");
   }
   // The holder now: the promotion is judged against it and moves the alias
   // only if it is still there (of two promotions to one alias, one wins).

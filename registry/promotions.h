@@ -104,7 +104,11 @@ class Promotions {
 
   // Needs the promoter role on the repository (RequireAccess). stage: an
   // alias name. Errors: those of Resolve; kFailedPrecondition QUARANTINED;
-  // kInvalidArgument TAG_INVALID.
+  // kInvalidArgument TAG_INVALID; kAlreadyExists NAME_TAKEN (a version's
+  // name). The job records the alias's holder now (request.expect_current):
+  // it is judged against it and moves the alias only if it is still there.
+  // A failed promotion (a FAIL verdict) completes; ALIAS_MOVED, QUARANTINED,
+  // PROMOTION_TIMEOUT and JOB_INTERRUPTED leave it failed.
   core::Result<JobInfo> Submit(std::string_view repo, std::string_view ref, std::string_view stage);
   // kNotFound JOB_UNKNOWN.
   core::Result<JobInfo> Get(std::string_view id);

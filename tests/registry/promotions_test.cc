@@ -253,6 +253,7 @@ TEST_CASE("a promotion that passes issues a logged VSA and moves the alias", "[r
   }
   CHECK(p->Submit(kRepo, "9", "production").status().reason() == "VERSION_UNKNOWN");
   CHECK(p->Submit(kRepo, "1", "bad/stage").status().reason() == "TAG_INVALID");
+  CHECK(p->Submit(kRepo, "1", "1").status().reason() == "NAME_TAKEN");
   CHECK(p->Get("job-nope").status().reason() == "JOB_UNKNOWN");
 }
 

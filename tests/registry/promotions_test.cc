@@ -1,6 +1,7 @@
 #include "registry/promotions.h"
 
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -139,8 +140,14 @@ struct Env {
   void SignModel(const VersionInfo& v, const signing::PrivateKey& key) {
     Attest(v, key, attest::kModelSigningV1, "{}");
   }
-  void Provenance(const VersionInfo& v, const std::string& builder_id) {
+  void Provenance(const VersionInfo& v, const std::string& builder_id, const std::string& commit = "") {
     attest::Provenance p;
+    if (!commit.empty()) {
+      attest::ResourceDescriptor code;
+      code.uri = "https://git.example.org/health/train.git";
+      code.digest = {{"gitCommit", commit}};
+      p.resolved_dependencies.push_back(code);
+    }
     p.build_type = "https://ci.example/train/v1";
     p.external_parameters_json = "{}";
     p.builder.id = builder_id;
@@ -464,6 +471,53 @@ TEST_CASE("a promotion runs the evaluation its policy names and fails a regressi
   CHECK((*evaluations)->Reports(kRepo, "good")->size() == 1);  // not run again
   (void)good;
   (void)worse;
+}
+
+TEST_CASE("the commit a provenance names is checked in the local git mirror", "[registry][promotions]") {
+  Env env;
+  std::string root = env.tmp.Sub("mirrors");
+  std::string dir = root + "/git.example.org/health/train";
+  REQUIRE(core::MakeDirs(dir, 0700).ok());
+  std::string script = "cd '" + dir + "' && export GIT_CONFIG_NOSYSTEM=1 HOME='" + env.tmp.path() +
+                       "' && git -c init.defaultBranch=main init -q && git -c user.name=t -c user.email=t@example.org "
+                       "commit -q --allow-empty -m one && git rev-parse HEAD > '" + env.tmp.Sub("head") + "'";
+  REQUIRE(std::system(script.c_str()) == 0);
+  auto head = core::ReadFile(env.tmp.Sub("head"));
+  REQUIRE(head.ok());
+  std::string commit = head->substr(0, 40);
+  VersionInfo known = env.Push("1", "weights one");
+  VersionInfo unknown = env.Push("2", "weights two");
+  env.Provenance(known, kBuilder, commit);
+  env.Provenance(unknown, kBuilder, std::string(40, 'a'));
+  const std::string policy = R"({"name": "code", "repositories": ["health/*"],
+    "provenance": {"source_repositories": ["https://git.example.org/health/*"], "commit": {"branches": ["main"]}}})";
+  auto rules = [](const Json& decision) {
+    std::map<std::string, std::pair<bool, std::string>> out;
+    for (const auto& r : decision["rules"]) out[r["rule"]] = {r["passed"], r["reason"]};
+    return out;
+  };
+
+  PromotionsOptions o = env.Opts();
+  o.sources.git_mirror_root = root;
+  auto p = env.Start(std::move(o));
+  auto pass = p->Test(policy, kRepo, "1", "production");
+  REQUIRE(pass.ok());
+  INFO(pass->dump());
+  CHECK((*pass)["verdict"] == "PASS");
+  CHECK(rules(*pass)["provenance.commit"].second.find("reachable from main") != std::string::npos);
+  CHECK(rules(*pass)["provenance.source_repository"].first);
+  auto fail = p->Test(policy, kRepo, "2", "production");
+  REQUIRE(fail.ok());
+  CHECK((*fail)["verdict"] == "FAIL");
+  CHECK_FALSE(rules(*fail)["provenance.commit"].first);
+
+  // Without a mirror the commit cannot be vouched for.
+  p.reset();
+  auto without = env.Start(env.Opts());
+  auto unmirrored = without->Test(policy, kRepo, "1", "production");
+  REQUIRE(unmirrored.ok());
+  CHECK((*unmirrored)["verdict"] == "FAIL");
+  CHECK_FALSE(rules(*unmirrored)["provenance.commit"].first);
 }
 
 }  // namespace

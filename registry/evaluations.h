@@ -63,7 +63,7 @@ std::string_view JobStateName(JobState state);  // "queued", "running", "complet
 
 struct JobInfo {
   std::string id;
-  std::string kind;  // "evaluation" or "stats"
+  std::string kind;  // "evaluation" or "stats"; "promotion" (registry/promotions.h)
   std::string repo;
   std::string version;
   core::Digest digest;  // the version's manifest

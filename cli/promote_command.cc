@@ -55,12 +55,12 @@ core::Result<json> FollowJob(HttpClient& http, const std::string& id, const JobW
 
 std::string FormatPromotionJob(const json& job) {
   std::ostringstream out;
-  const json& result = job.contains("result") ? job["result"] : json();
+  const json result = job.is_object() && job.contains("result") ? job["result"] : json();
   std::string label = Str(job, "repository") + ":" + Str(job, "version");
-  std::string stage = Str(job["request"], "stage");
+  std::string stage = job.is_object() && job.contains("request") ? Str(job["request"], "stage") : "";
   if (result.is_object() && result.contains("decisions")) PrintDecisions(result["decisions"], out);
   if (Str(job, "state") != "completed") {
-    const json& e = job.contains("error") ? job["error"] : json();
+    const json e = job.is_object() && job.contains("error") ? job["error"] : json();
     out << "promotion " << Str(job, "id") << " of " << label << " to " << stage << ": " << Str(job, "state") << " ("
         << Str(e, "reason") << ": " << Str(e, "message") << ")\n";
     return out.str();
@@ -111,8 +111,10 @@ core::Result<JobOutcome> PromoteRemote(HttpClient& http, const Reference& ref, c
 
 std::string FormatAliasHistory(const json& body) {
   std::ostringstream out;
-  const json& events = body.contains("events") && body["events"].is_array() ? body["events"] : json::array();
+  const json events =
+      body.is_object() && body.contains("events") && body["events"].is_array() ? body["events"] : json::array();
   if (events.empty()) return "alias " + Str(body, "alias") + " has never been set\n";
+  // (Str reads fields of objects only: a damaged event prints as blanks.)
   char line[512];
   std::snprintf(line, sizeof line, "%-20s  %-16s  %-9s  %-16s  %-16s  %s\n", "TIME", "BY", "VIA", "VERSION",
                 "PREVIOUS", "VSA / JOB");

@@ -96,6 +96,24 @@ TEST_CASE("residency: pushes and pulls refused by site, named and audited", "[in
   INFO(pushed.err);
   REQUIRE(pushed.exit_code == 0);
 
+  // A dry run of a policy against the version: the rule table, exit 1 unless PASS.
+  WriteTextFile(e.tmp.Sub("open.json"), R"({"name": "open", "repositories": ["health/**"], "stages": ["production"]})");
+  WriteTextFile(e.tmp.Sub("signed.json"),
+                R"({"name": "signed", "repositories": ["health/**"], "signatures": {"keys": ["nobody"], "threshold": 1}})");
+  RunResult pass = e.Sigil({"policy", "test", e.tmp.Sub("open.json"), "health/shared/xray:1", "--stage", "production"});
+  INFO(pass.err);
+  CHECK(pass.exit_code == 0);
+  CHECK(pass.out.find("policy open (") == 0);
+  CHECK(pass.out.find("): PASS\n") != std::string::npos);
+  CHECK(pass.out.find("scope.stage") != std::string::npos);
+  RunResult fail = e.Sigil({"policy", "test", e.tmp.Sub("signed.json"), "health/shared/xray:1", "--stage", "production"});
+  INFO("err: " << fail.err << " out: " << fail.out);
+  CHECK(fail.exit_code == 1);
+  CHECK(fail.out.find("): FAIL\n") != std::string::npos);
+  CHECK(fail.out.find("signatures") != std::string::npos);
+  // Nothing was stored by the dry runs.
+  CHECK(e.Sigil({"policy", "get", "signed"}).exit_code == 3);
+
   std::string us = e.Token("us-reader", "us-east-1");
   std::string eu = e.Token("eu-reader", "eu-paris");
 

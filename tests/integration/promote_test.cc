@@ -3,7 +3,9 @@
 // real sigild.
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include <chrono>
 #include <string>
+#include <thread>
 
 #include "cli/http_client.h"
 #include "tests/integration/process.h"
@@ -105,6 +107,57 @@ TEST_CASE("sigil promote moves an alias only when the policy passes, and sigil h
   RunResult never = e.Sigil({"history", "team/model", "--alias", "canary"});
   CHECK(never.exit_code == 0);
   CHECK(never.out.find("never been set") != std::string::npos);
+}
+
+TEST_CASE("a promotion interrupted by kill -9 is taken up again and finishes after the restart",
+          "[integration][promote]") {
+  Env e;
+  const std::string fixtures = SIGIL_VALIDATOR_FIXTURES;
+  // The spec travels as a file of the data version, so its blob is stored.
+  const std::string spec = R"({"model": "model.pt", "dataset": {"ref": "team/data:v1", "path": "eval.safetensors"},
+                               "metrics": ["accuracy"]})";
+  std::string data = e.tmp.Sub("data-v1");
+  WriteTextFile(data + "/eval.safetensors", ReadWholeFile(fixtures + "/classification.safetensors"));
+  WriteTextFile(data + "/spec.json", spec);
+  REQUIRE(e.Sigil({"push", data, "team/data:v1"}).exit_code == 0);
+  std::string model = e.tmp.Sub("model-1");
+  WriteTextFile(model + "/model.pt", ReadWholeFile(fixtures + "/classifier.pt"));
+  REQUIRE(e.Sigil({"push", model, "team/model:1"}).exit_code == 0);
+  std::string spec_digest = FileDigest(data + "/spec.json");
+  WriteTextFile(e.tmp.Sub("quality.json"),
+                R"({"name": "quality", "repositories": ["team/model"], "stages": ["production"],
+                    "evaluation": {"spec_digest": ")" + spec_digest + R"(", "thresholds": {"accuracy": {"min": 0.5}}}})");
+  REQUIRE(e.Sigil({"policy", "put", e.tmp.Sub("quality.json")}).exit_code == 0);
+
+  // The promotion has to run the evaluation: the server dies meanwhile.
+  RunResult submitted = e.Sigil({"--json", "promote", "team/model:1", "--to", "production"});
+  REQUIRE(submitted.exit_code == 0);
+  std::string id = json::parse(submitted.out)["job"]["id"];
+  e.server.Kill9();
+  REQUIRE(e.server.Start());
+
+  cli::HttpClient http(e.server.url(), TokenOptions());
+  json job;
+  for (int i = 0; i < 1200; ++i) {
+    auto r = http.Perform(cli::HttpRequest{.path = "/api/v1/jobs/" + id});
+    REQUIRE(r.ok());
+    REQUIRE(r->status == 200);
+    job = json::parse(r->body)["job"];
+    if (job["state"] != "queued" && job["state"] != "running") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  INFO(job.dump());
+  REQUIRE(job["state"] == "completed");
+  CHECK(job["result"]["verdict"] == "PASS");
+  CHECK(job["attempts"].get<int>() >= 1);
+  auto alias = http.Perform(cli::HttpRequest{.path = "/api/v1/models/team/model/aliases/production"});
+  REQUIRE(alias.ok());
+  CHECK(json::parse(alias->body)["version"] == "1");
+  RunResult history = e.Sigil({"--json", "history", "team/model", "--alias", "production"});
+  REQUIRE(history.exit_code == 0);
+  json events = json::parse(history.out)["events"];
+  REQUIRE(events.size() == 1);  // moved once, by this job
+  CHECK(events[0]["job_id"] == id);
 }
 
 }  // namespace

@@ -17,7 +17,8 @@
 // repository and states a residency rule for the action (store, pull,
 // export); each must pass. A refusal is kPermissionDenied with reason
 // RESIDENCY_DENIED, a message naming the policy and the rule
-// ("policy eu-health: residency.pull: site us-east-1 is not in [eu-*]"), and
+// ("policy eu-health: residency.pull: pulling not allowed at site
+// 'us-east-1', region 'us-east'; allowed: eu-*"), and
 // detail {"decisions": [DecisionToJson...]}. No policy covering the
 // repository (or none with a residency rule) allows everything. A caller
 // with no site (context.site empty, context.token_name set) refused by a rule

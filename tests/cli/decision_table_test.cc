@@ -40,7 +40,7 @@ TEST_CASE("a list of decisions passes only when every one passes", "[cli][policy
   CHECK(both.str().find("\n\npolicy eu-health (0123456789ab): FAIL\n") != std::string::npos);
 }
 
-TEST_CASE("no decision means no policy applies; malformed decisions fail", "[cli][policy]") {
+TEST_CASE("no decision means no policy applies and malformed decisions fail", "[cli][policy]") {
   std::ostringstream none;
   CHECK(PrintDecisions(json::array(), none));
   CHECK(none.str() == "no policy applies\n");

@@ -49,7 +49,7 @@ policies::Context Pull(std::string token, std::string site, std::string region =
   return c;
 }
 
-TEST_CASE("policies are stored in versions; the same bytes store nothing", "[policy_store]") {
+TEST_CASE("policies are stored in versions and the same bytes store nothing", "[policy_store]") {
   Fixture f;
   PrincipalScope scope(Token("ops", Role::kAdmin));
   auto first = f.store.Put(kEu);
@@ -94,7 +94,7 @@ TEST_CASE("policies are stored in versions; the same bytes store nothing", "[pol
   CHECK(revert->record.version == 3);
 }
 
-TEST_CASE("list gives the latest of each live name; deletion is a tombstone", "[policy_store]") {
+TEST_CASE("list gives the latest of each live name and deletion is a tombstone", "[policy_store]") {
   Fixture f;
   REQUIRE(f.store.Put(kGate).ok());
   REQUIRE(f.store.Put(kEu).ok());

@@ -330,6 +330,17 @@ int Run(int argc, char** argv) {
   bundle_options.region = config->region;
   bundle_options.peer_logs = std::move(*peer_logs);
   registry::Bundles bundles(std::move(bundle_options));
+  // Imports a kill -9 cut short are completed before anything is served.
+  auto recovered = bundles.Recover();
+  if (!recovered.ok()) {
+    std::fprintf(stderr, "sigild: bundle imports: %s\n", recovered.status().ToString().c_str());
+    return 1;
+  }
+  for (const registry::VersionInfo& v : recovered->added) {
+    if (v.state != registry::VersionState::kPending) continue;
+    auto queued = scanning->get()->Enqueue(v.repo, v.version);
+    if (!queued.ok()) SIGIL_LOG(kWarn) << "scan of imported " << v.repo << ":" << v.version << ": " << queued.status().ToString();
+  }
 
   std::unique_ptr<registry::AccessControl> access;
   if (config->auth == "off") {

@@ -12,6 +12,7 @@
 #include "attest/slsa.h"
 #include "attest/statement.h"
 #include "core/json.h"
+#include "core/log.h"
 #include "registry/access.h"
 #include "registry/manifest.h"
 #include "registry/names.h"
@@ -19,6 +20,10 @@
 
 namespace sigil::registry {
 namespace {
+
+constexpr std::string_view kMetaCf = "meta";
+// import\0<plan digest> -> the plan, while its writes are under way.
+constexpr std::string_view kImportRecordPrefix{"import\0", 7};
 
 using core::Json;
 
@@ -366,8 +371,9 @@ core::Result<Json> Bundles::Export(const ExportRequest& request) {
 }
 
 core::Result<ImportSummary> Bundles::Import(std::string_view plan_json) {
-  if (options_.registry == nullptr || options_.attestations == nullptr || options_.blobs == nullptr) {
-    return core::FailedPrecondition("bundles need a registry, attestations and a blob store");
+  if (options_.registry == nullptr || options_.attestations == nullptr || options_.blobs == nullptr ||
+      options_.meta == nullptr) {
+    return core::FailedPrecondition("bundles need a registry, attestations, a blob store and a metadata store");
   }
   ASSIGN_OR_RETURN(Plan plan, ParsePlan(plan_json));
   for (const PlanVersion& v : plan.versions) RETURN_IF_ERROR(RequireAccess(Action::kPush, v.repository));
@@ -575,6 +581,8 @@ core::Result<ImportSummary> Bundles::Import(std::string_view plan_json) {
   // crash (each step is idempotent): versions, then attestations (each one
   // batch with its log leaf), then aliases.
   std::lock_guard<std::mutex> lock(import_mu_);
+  const std::string record = std::string(kImportRecordPrefix) + core::Sha256::Of(plan_json).ToString();
+  RETURN_IF_ERROR(options_.meta->Put(kMetaCf, record, plan_json));
   ImportSummary summary;
   for (const PlanVersion& v : plan.versions) {
     auto before = options_.registry->Resolve(v.repository, v.version);
@@ -606,7 +614,34 @@ core::Result<ImportSummary> Bundles::Import(std::string_view plan_json) {
     summary.aliases_moved++;
   }
   summary.changed = summary.versions_added + summary.attestations_added + summary.aliases_moved > 0;
+  RETURN_IF_ERROR(options_.meta->Delete(kMetaCf, record));
   return summary;
+}
+
+core::Result<ImportSummary> Bundles::Recover() {
+  if (options_.meta == nullptr) return core::FailedPrecondition("bundles need a metadata store");
+  std::vector<std::pair<std::string, std::string>> records;
+  RETURN_IF_ERROR(options_.meta->Scan(kMetaCf, kImportRecordPrefix, [&](std::string_view key, std::string_view value) {
+    records.emplace_back(std::string(key), std::string(value));
+    return true;
+  }));
+  ImportSummary total;
+  for (const auto& [key, plan] : records) {
+    auto done = Import(plan);
+    if (!done.ok()) {
+      SIGIL_LOG(kError) << "an interrupted bundle import does not verify any more and stays incomplete ("
+                        << key.substr(kImportRecordPrefix.size()) << "): " << done.status().ToString();
+      continue;
+    }
+    SIGIL_LOG(kInfo) << "completed an interrupted bundle import: " << done->versions_added << " version(s), "
+                     << done->attestations_added << " attestation(s), " << done->aliases_moved << " alias(es)";
+    total.versions_added += done->versions_added;
+    total.attestations_added += done->attestations_added;
+    total.aliases_moved += done->aliases_moved;
+    total.changed = total.changed || done->changed;
+    for (VersionInfo& v : done->added) total.added.push_back(std::move(v));
+  }
+  return total;
 }
 
 }  // namespace sigil::registry

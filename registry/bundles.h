@@ -50,7 +50,8 @@
 // already at its digest is skipped). Not one batch: a crash (kill -9)
 // between steps can leave versions without some of their attestations or
 // aliases, never an attestation without its version nor an alias without
-// its VSA; importing the same plan again completes it. Imports are
+// its VSA; Recover (at the next start) or importing the same plan again
+// completes it. Imports are
 // serialized with one another; a concurrent push of a clashing name between
 // the checks and the writes fails the write step with its own error.
 // Importing the same plan twice changes nothing the second time.
@@ -128,6 +129,14 @@ class Bundles {
   // kInvalidArgument BUNDLE_INVALID (no refs, bad ref, no to_region).
   core::Result<core::Json> Export(const ExportRequest& request);
   core::Result<ImportSummary> Import(std::string_view plan_json);
+  // Completes the imports a crash interrupted. Once a plan has verified,
+  // Import records it (meta column family, key import\0<plan digest>)
+  // before its first write and deletes the record after its last, so what a
+  // kill -9 cut short is imported again here, verified again, at the next
+  // start. Returns what was added (the caller queues their scans). A plan
+  // that no longer verifies (its keys were revoked meanwhile) is logged and
+  // stays recorded; importing it again by hand completes and clears it.
+  core::Result<ImportSummary> Recover();
 
  private:
   BundlesOptions options_;

@@ -295,6 +295,41 @@ TEST_CASE("Bundles: importing again completes a partly written import") {
   CHECK(s.b.reg->Resolve("health/x", "prod").ok());
 }
 
+// A kill -9 after the version was written: the import's record is still
+// there, and Recover (sigild's start) completes it and clears the record.
+TEST_CASE("Bundles: Recover completes an import a crash cut short") {
+  TwoSites s;
+  Json plan = s.Export();
+  Carry(s.a, s.b, plan);
+  const std::string text = core::DumpJson(plan);
+  const std::string record = std::string("import\0", 7) + core::Sha256::Of(text).ToString();
+  REQUIRE(s.b.meta->Put("meta", record, text).ok());
+  auto manifest = s.a.reg->Resolve("health/x", "v1");
+  REQUIRE(manifest.ok());
+  REQUIRE(s.b.reg->PutVersion("health/x", "v1", manifest->manifest_bytes).ok());
+  CHECK(s.b.ReferrerCount() == 0);
+
+  auto recovered = s.b.bundles->Recover();
+  INFO(recovered.status().ToString());
+  REQUIRE(recovered.ok());
+  CHECK(recovered->attestations_added == 2);
+  CHECK(recovered->aliases_moved == 1);
+  CHECK(s.b.reg->Resolve("health/x", "prod").ok());
+  CHECK(s.b.meta->Get("meta", record).status().code() == core::Code::kNotFound);
+  // Nothing left to do at the next start; a finished import leaves no record.
+  auto again = s.b.bundles->Recover();
+  REQUIRE(again.ok());
+  CHECK_FALSE(again->changed);
+  auto imported = s.b.bundles->Import(text);
+  REQUIRE(imported.ok());
+  size_t records = 0;
+  REQUIRE(s.b.meta->Scan("meta", std::string("import\0", 7), [&](std::string_view, std::string_view) {
+    ++records;
+    return true;
+  }).ok());
+  CHECK(records == 0);
+}
+
 TEST_CASE("Bundles: a version name that holds another manifest here refuses the bundle") {
   TwoSites s;
   Json plan = s.Export();

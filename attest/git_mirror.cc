@@ -348,9 +348,11 @@ core::Result<std::string> MirrorPathFor(std::string_view root, std::string_view 
     std::string scheme(uri.substr(0, scheme_end));
     std::transform(scheme.begin(), scheme.end(), scheme.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    // SLSA and SPDX write git sources as git+https://...: the transport is what follows.
+    if (scheme.rfind("git+", 0) == 0) scheme = scheme.substr(4);
     if (scheme == "file") return UriInvalid(uri, "names no host; mirrors are kept by host");
     if (scheme != "https" && scheme != "http" && scheme != "ssh" && scheme != "git") {
-      return UriInvalid(uri, "has scheme '" + scheme + "' (https, http, ssh or git)");
+      return UriInvalid(uri, "has scheme '" + scheme + "' (https, http, ssh or git, each also as git+...)");
     }
     std::string_view rest = uri.substr(scheme_end + 3);
     size_t slash = rest.find('/');

@@ -8,7 +8,8 @@
 //   https://git.example.org/health/train.git      -> <root>/git.example.org/health/train
 //   git@git.example.org:health/train.git          -> <root>/git.example.org/health/train
 //   ssh://git@git.example.org:22/health/train     -> <root>/git.example.org/health/train
-// Schemes: https, http, ssh, git, and scp-like [user@]host:path (an absolute
+// Schemes: https, http, ssh, git (each also as git+<scheme>, as SLSA writes
+// them), and scp-like [user@]host:path (an absolute
 // path there is taken relative to the host's directory). Refused with
 // kInvalidArgument SOURCE_URI_INVALID: file:// and other schemes, an empty or
 // malformed host (IPv6 literals included), no path, empty, "." or ".."

@@ -291,7 +291,9 @@ TEST_CASE("MirrorPathFor maps https, ssh and scp-like URIs to one directory", "[
                           "git.example.org:/health/train.git",
                           "ssh://git@git.example.org:22/health/train",
                           "https://user:secret@Git.Example.ORG:8443/health/train/",
-                          "git://git.example.org/health/train.git"}) {
+                          "git://git.example.org/health/train.git",
+                          "git+https://git.example.org/health/train.git",
+                          "git+ssh://git@git.example.org/health/train"}) {
     INFO(uri);
     auto p = MirrorPathFor("/m", uri);
     REQUIRE(p.ok());

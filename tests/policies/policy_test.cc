@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "core/fs.h"
 #include "core/json.h"
 
 namespace sigil::policies {
@@ -184,3 +185,16 @@ TEST_CASE("coverage of repositories and stages", "[policies]") {
 
 }  // namespace
 }  // namespace sigil::policies
+
+// The policy the README and docs show must stay one sigild accepts.
+TEST_CASE("the example production policy in docs/examples parses", "[policies]") {
+  auto text = sigil::core::ReadFile(std::string(SIGIL_EXAMPLES_DIR) + "/policy-production.json", 1 << 20);
+  REQUIRE(text.ok());
+  auto policy = sigil::policies::ParsePolicy(*text);
+  INFO(policy.status().ToString());
+  REQUIRE(policy.ok());
+  CHECK(policy->name == "triage-production");
+  REQUIRE(policy->provenance.has_value());
+  REQUIRE(policy->provenance->commit.has_value());
+  CHECK(policy->residency.has_value());
+}

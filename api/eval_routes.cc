@@ -143,8 +143,12 @@ HttpResponse Service::Jobs(const HttpRequest& request, const std::vector<std::st
   if (parts.size() == 3 && parts[2] == "cancel") {
     *route = "/api/v1/jobs/{id}/cancel";
     if (request.method != "POST") return MethodNotAllowed(request, "POST");
-    if (options_.evaluations == nullptr) return NotConfigured();
-    auto job = options_.evaluations->Cancel(parts[1]);
+    if (options_.evaluations == nullptr && options_.promotions == nullptr) return NotConfigured();
+    core::Result<registry::JobInfo> job = core::NotFound("no job " + parts[1], "JOB_UNKNOWN");
+    if (options_.evaluations != nullptr) job = options_.evaluations->Cancel(parts[1]);
+    if (!job.ok() && job.status().reason() == "JOB_UNKNOWN" && options_.promotions != nullptr) {
+      job = options_.promotions->Cancel(parts[1]);
+    }
     if (!job.ok()) return ErrorResponse(job.status());
     return JsonResponse(202, Json{{"job", registry::JobToJson(*job)}});
   }

@@ -463,9 +463,31 @@ void Promotions::Work() {
   }
 }
 
-bool Promotions::Stopping() {
+core::Status Promotions::Interrupted(const std::string& id) {
   std::lock_guard lock(mu_);
-  return stopping_;
+  if (stopping_) return core::Aborted("stopping", "PROMOTIONS_STOPPING");
+  if (cancelled_.count(id)) return core::Status(core::Code::kCancelled, "cancelled", "JOB_CANCELLED");
+  return core::OkStatus();
+}
+
+core::Result<JobInfo> Promotions::Cancel(std::string_view id) {
+  ASSIGN_OR_RETURN(JobInfo job, Get(id));
+  std::lock_guard lock(mu_);
+  if (job.finished()) return job;
+  auto queued = std::find(queue_.begin(), queue_.end(), job.id);
+  if (queued != queue_.end()) {
+    queue_.erase(queued);
+    job.state = JobState::kCancelled;
+    job.finished_micros = options_.sources.clock->NowMicros();
+    job.progress = "cancelled";
+    job.error = StatusJson(core::Status(core::Code::kCancelled, "cancelled", "JOB_CANCELLED"));
+    RETURN_IF_ERROR(Save(job));
+    idle_cv_.notify_all();
+    return job;
+  }
+  cancelled_.insert(job.id);
+  job.cancel_requested = true;
+  return job;
 }
 
 void Promotions::SetProgress(JobInfo& job, std::string progress) {
@@ -495,8 +517,17 @@ void Promotions::RunJob(const std::string& id) {
   Json partial;  // decisions made before a failure, kept in the job
   core::Result<Json> result = Promote(job, &partial);
   if (!result.ok() && result.status().reason() == "PROMOTIONS_STOPPING") return;  // taken up at the next Start
+  {
+    std::lock_guard lock(mu_);
+    cancelled_.erase(job.id);
+  }
   job.finished_micros = options_.sources.clock->NowMicros();
-  if (result.ok()) {
+  if (!result.ok() && result.status().reason() == "JOB_CANCELLED") {
+    job.state = JobState::kCancelled;
+    job.progress = "cancelled";
+    job.error = StatusJson(result.status());
+    if (!partial.is_null()) job.result = partial;
+  } else if (result.ok()) {
     job.state = JobState::kCompleted;
     job.progress = "done";
     job.result = std::move(result).value();
@@ -513,11 +544,15 @@ void Promotions::RunJob(const std::string& id) {
                    << (result.ok() ? "" : " (" + result.status().ToString() + ")");
 }
 
-core::Result<JobInfo> Promotions::WaitJob(const std::string& id, int64_t deadline) {
+core::Result<JobInfo> Promotions::WaitJob(const std::string& promotion_id, const std::string& id,
+                                          int64_t deadline) {
   while (true) {
     ASSIGN_OR_RETURN(JobInfo job, options_.sources.evaluations->Get(id));
     if (job.finished()) return job;
-    if (Stopping()) return core::Aborted("stopping", "PROMOTIONS_STOPPING");
+    if (core::Status s = Interrupted(promotion_id); !s.ok()) {
+      if (s.reason() == "JOB_CANCELLED") options_.sources.evaluations->Cancel(id).status().IgnoreError();
+      return s;
+    }
     if (options_.sources.clock->NowMicros() > deadline) {
       return core::DeadlineExceeded("evaluation job " + id + " did not finish in time", "PROMOTION_TIMEOUT");
     }
@@ -532,7 +567,7 @@ core::Status Promotions::EnsureEvaluation(JobInfo& job, const std::string& repo,
   if (existing) return core::OkStatus();
   SetProgress(job, "evaluating " + label + " on spec " + spec.ToString());
   ASSIGN_OR_RETURN(JobInfo eval, options_.sources.evaluations->SubmitEvaluationByDigest(repo, version.ToString(), spec));
-  ASSIGN_OR_RETURN(JobInfo done, WaitJob(eval.id, deadline));
+  ASSIGN_OR_RETURN(JobInfo done, WaitJob(job.id, eval.id, deadline));
   if (done.state != JobState::kCompleted) {
     // The policy then fails for want of a report, with this reason logged.
     SIGIL_LOG(kWarn) << "promotion " << job.id << ": evaluation " << done.id << " of " << label << " "
@@ -572,6 +607,7 @@ core::Result<Json> Promotions::Promote(JobInfo& job, Json* partial) {
   };
   ASSIGN_OR_RETURN(std::optional<AliasInfo> holder, check_holder());
 
+  RETURN_IF_ERROR(Interrupted(job.id));
   SetProgress(job, "resolving the version and the policies");
   ASSIGN_OR_RETURN(ResolvedVersion version, registry->Resolve(job.repo, job.digest.ToString()));
   ASSIGN_OR_RETURN(std::vector<PolicyRecord> policies, options_.policies->Applicable(job.repo, stage));
@@ -586,7 +622,7 @@ core::Result<Json> Promotions::Promote(JobInfo& job, Json* partial) {
     while (true) {
       ASSIGN_OR_RETURN(ScanStatus scan, options_.sources.scanning->Status(job.repo, job.digest.ToString()));
       if (!scan.queued && scan.version.state != VersionState::kPending) break;
-      if (Stopping()) return core::Aborted("stopping", "PROMOTIONS_STOPPING");
+      RETURN_IF_ERROR(Interrupted(job.id));
       if (options_.sources.clock->NowMicros() > deadline) {
         return core::DeadlineExceeded("the scan of " + job.repo + ":" + job.version + " did not finish in time",
                                       "PROMOTION_TIMEOUT");
@@ -628,8 +664,10 @@ core::Result<Json> Promotions::Promote(JobInfo& job, Json* partial) {
   if (!passed) return result;
   *partial = result;
 
-  // The holder judged against must still be there before a VSA is issued.
+  // The holder judged against must still be there before a VSA is issued;
+  // a cancel after this point is too late.
   RETURN_IF_ERROR(check_holder().status());
+  RETURN_IF_ERROR(Interrupted(job.id));
   SetProgress(job, "issuing the verification summary");
   const int64_t now = options_.sources.clock->NowMicros();
   attest::Vsa vsa;

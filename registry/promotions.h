@@ -37,6 +37,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -113,6 +114,12 @@ class Promotions {
   // kNotFound JOB_UNKNOWN.
   core::Result<JobInfo> Get(std::string_view id);
   core::Result<std::vector<JobInfo>> List(size_t limit);
+  // A queued promotion is cancelled at once; a running one at its next step
+  // (it also cancels the evaluation it waits for), and never after its VSA
+  // was issued: from there it finishes. A finished job is returned as it
+  // is. kNotFound JOB_UNKNOWN. A cancel a crash cuts short is lost: the job
+  // runs again at the next Start.
+  core::Result<JobInfo> Cancel(std::string_view id);
 
   // Dry run: evaluates one policy document (not stored) against the version
   // for the stage, with the evidence that exists now (nothing is run).
@@ -126,14 +133,16 @@ class Promotions {
   explicit Promotions(PromotionsOptions options) : options_(std::move(options)) {}
   core::Status Save(const JobInfo& job);
   void Work();
-  bool Stopping();
+  // PROMOTIONS_STOPPING while the server stops, JOB_CANCELLED once the job
+  // was cancelled; OK otherwise.
+  core::Status Interrupted(const std::string& id);
   void SetProgress(JobInfo& job, std::string progress);
   void RunJob(const std::string& id);
   // The promotion itself: the result, or an error (*partial then holds the
   // decisions made, when the error came after them).
   core::Result<core::Json> Promote(JobInfo& job, core::Json* partial);
   // Polls an evaluation job until it finishes, the deadline, or shutdown.
-  core::Result<JobInfo> WaitJob(const std::string& id, int64_t deadline);
+  core::Result<JobInfo> WaitJob(const std::string& promotion_id, const std::string& id, int64_t deadline);
   core::Status EnsureEvaluation(JobInfo& job, const std::string& repo, const core::Digest& version,
                                 const std::string& label, const core::Digest& spec, int64_t deadline);
 
@@ -142,6 +151,7 @@ class Promotions {
   std::condition_variable work_cv_;
   std::condition_variable idle_cv_;
   std::deque<std::string> queue_;
+  std::set<std::string> cancelled_;  // running jobs asked to stop
   bool busy_ = false;
   bool stopping_ = false;
   std::thread worker_;

@@ -1,5 +1,8 @@
 #include "registry/promotions.h"
 
+#include <chrono>
+#include <thread>
+
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <map>
@@ -471,6 +474,64 @@ TEST_CASE("a promotion runs the evaluation its policy names and fails a regressi
   CHECK((*evaluations)->Reports(kRepo, "good")->size() == 1);  // not run again
   (void)good;
   (void)worse;
+}
+
+TEST_CASE("a promotion can be cancelled while queued and while it waits for its evaluation",
+          "[registry][promotions]") {
+  Env env;
+  REQUIRE(fixtures::PushModel(env.reg, *env.blobs, "health/data", "v1",
+                              {{"eval.safetensors", Fixture("classification.safetensors")}})
+              .version == "v1");
+  // The model never returns: its evaluation runs until cancelled.
+  fixtures::PushModel(env.reg, *env.blobs, kRepo, "spins", {{"model.pt", Fixture("spinner.pt")}});
+  env.Push("2", "weights");
+  std::string spec = R"({"model": "model.pt", "dataset": {"ref": "health/data:v1", "path": "eval.safetensors"},
+                         "metrics": ["accuracy"], "limits": {"time_s": 300}})";
+  core::Digest spec_digest = core::Sha256::Of(spec);
+  REQUIRE(env.blobs->Put(spec_digest, spec).ok());
+  env.Policy(R"({"name": "quality", "repositories": ["health/*"], "stages": ["production"],
+                 "evaluation": {"spec_digest": ")" + spec_digest.ToString() + R"(",
+                                "thresholds": {"accuracy": {"min": 0.5}}}})");
+  EvaluationsOptions eo;
+  eo.registry = &env.reg;
+  eo.blobs = env.blobs.get();
+  eo.meta = env.meta.get();
+  eo.scratch_dir = env.tmp.Sub("scratch");
+  eo.worker_executable = kWorker;
+  auto evaluations = Evaluations::Start(std::move(eo));
+  REQUIRE(evaluations.ok());
+  auto p = env.Start(env.Opts(evaluations->get()));
+
+  auto running = p->Submit(kRepo, "spins", "production");
+  REQUIRE(running.ok());
+  auto queued = p->Submit(kRepo, "2", "production");
+  REQUIRE(queued.ok());
+  // The first is waiting for its evaluation once that job exists.
+  for (int i = 0; i < 600 && (*evaluations)->List(10)->empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  REQUIRE((*evaluations)->List(10)->size() == 1);
+
+  auto cancelled = p->Cancel(queued->id);
+  REQUIRE(cancelled.ok());
+  CHECK(cancelled->state == JobState::kCancelled);
+  CHECK(p->Get(queued->id)->state == JobState::kCancelled);
+
+  auto asked = p->Cancel(running->id);
+  REQUIRE(asked.ok());
+  CHECK(asked->cancel_requested);
+  JobInfo done = env.Finished(*p, running->id);
+  CHECK(done.state == JobState::kCancelled);
+  CHECK(done.error["reason"] == "JOB_CANCELLED");
+  (*evaluations)->WaitIdle();
+  auto evaluation = (*evaluations)->List(10);
+  REQUIRE(evaluation.ok());
+  REQUIRE(evaluation->size() == 1);
+  CHECK((*evaluation)[0].state == JobState::kCancelled);
+  CHECK_FALSE(env.reg.GetAlias(kRepo, "production").ok());
+  // Cancelling a finished job changes nothing; an unknown one is JOB_UNKNOWN.
+  CHECK(p->Cancel(running->id)->state == JobState::kCancelled);
+  CHECK(p->Cancel("job-unknown").status().reason() == "JOB_UNKNOWN");
 }
 
 TEST_CASE("the commit a provenance names is checked in the local git mirror", "[registry][promotions]") {

@@ -90,6 +90,25 @@ core::Result<JobInfo> JobFromJson(std::string_view text) {
   return job;
 }
 
+core::Result<std::vector<JobInfo>> ListJobRecords(storage::MetaStore* meta, std::string_view prefix, size_t limit) {
+  std::vector<JobInfo> jobs;
+  core::Status bad;
+  RETURN_IF_ERROR(meta->Scan(kJobsCf, prefix, [&](std::string_view, std::string_view value) {
+    auto job = JobFromJson(value);
+    if (!job.ok()) {
+      bad = job.status();
+      return false;
+    }
+    jobs.push_back(std::move(job).value());
+    return true;
+  }));
+  RETURN_IF_ERROR(bad);
+  std::sort(jobs.begin(), jobs.end(),
+            [](const JobInfo& a, const JobInfo& b) { return a.created_micros > b.created_micros; });
+  if (jobs.size() > limit) jobs.resize(limit);
+  return jobs;
+}
+
 namespace {
 
 // "repo:ref", "repo@sha256:...", "sha256:..." or a bare ref of `repo`.
@@ -433,22 +452,7 @@ core::Result<JobInfo> Evaluations::SubmitStats(std::string_view repo, std::strin
 core::Result<JobInfo> Evaluations::Get(std::string_view id) { return Load(id); }
 
 core::Result<std::vector<JobInfo>> Evaluations::List(size_t limit) {
-  std::vector<JobInfo> jobs;
-  core::Status bad;
-  RETURN_IF_ERROR(options_.meta->Scan(kJobsCf, JobPrefix(), [&](std::string_view, std::string_view value) {
-    auto job = JobFromJson(value);
-    if (!job.ok()) {
-      bad = job.status();
-      return false;
-    }
-    jobs.push_back(std::move(job).value());
-    return true;
-  }));
-  RETURN_IF_ERROR(bad);
-  std::sort(jobs.begin(), jobs.end(),
-            [](const JobInfo& a, const JobInfo& b) { return a.created_micros > b.created_micros; });
-  if (jobs.size() > limit) jobs.resize(limit);
-  return jobs;
+  return ListJobRecords(options_.meta, JobPrefix(), limit);
 }
 
 core::Result<JobInfo> Evaluations::Cancel(std::string_view id) {

@@ -89,6 +89,9 @@ struct JobInfo {
 core::Json JobToJson(const JobInfo& job);
 // Reads JobToJson's output back (any kind). kDataLoss for a damaged record.
 core::Result<JobInfo> JobFromJson(std::string_view text);
+// The job records under prefix in the "jobs" column family, newest first,
+// at most limit. kDataLoss for a damaged record.
+core::Result<std::vector<JobInfo>> ListJobRecords(storage::MetaStore* meta, std::string_view prefix, size_t limit);
 
 struct EvaluationRecord {
   std::string version;

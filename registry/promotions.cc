@@ -393,22 +393,7 @@ core::Result<JobInfo> Promotions::Get(std::string_view id) {
 }
 
 core::Result<std::vector<JobInfo>> Promotions::List(size_t limit) {
-  std::vector<JobInfo> jobs;
-  core::Status bad;
-  RETURN_IF_ERROR(options_.meta->Scan(kJobsCf, JobPrefix(), [&](std::string_view, std::string_view value) {
-    auto job = JobFromJson(value);
-    if (!job.ok()) {
-      bad = job.status();
-      return false;
-    }
-    jobs.push_back(std::move(job).value());
-    return true;
-  }));
-  RETURN_IF_ERROR(bad);
-  std::sort(jobs.begin(), jobs.end(),
-            [](const JobInfo& a, const JobInfo& b) { return a.created_micros > b.created_micros; });
-  if (jobs.size() > limit) jobs.resize(limit);
-  return jobs;
+  return ListJobRecords(options_.meta, JobPrefix(), limit);
 }
 
 core::Result<Json> Promotions::Test(std::string_view policy_document, std::string_view repo, std::string_view ref,

@@ -580,11 +580,17 @@ int RunScan(const Args& args) {
   return r->clean ? kExitOk : kExitFailure;
 }
 
-JobWait WaitOptions(const Args& args) {
+// How a job command follows its job; nullopt when --timeout is not seconds.
+std::optional<JobWait> WaitOptions(const Args& args) {
   JobWait w;
   w.json = args.json;
   w.wait = args.wait;
   w.retry_budget = std::chrono::seconds(args.retry_seconds < 0 ? 5 : args.retry_seconds);
+  if (!args.Value("--timeout").empty()) {
+    auto n = ParseInt(args.Value("--timeout"), 1, 7 * 86400);
+    if (!n) return std::nullopt;
+    w.limit = std::chrono::seconds(*n);
+  }
   return w;
 }
 
@@ -593,14 +599,10 @@ int RunEval(const Args& args) {
   if (p.size() != 2 || args.Value("--spec").empty()) return Usage("eval needs REF --spec FILE");
   auto ref = ParseReference(p[1]);
   if (!ref.ok()) return Fail(ref.status());
-  JobWait wait = WaitOptions(args);
-  if (!args.Value("--timeout").empty()) {
-    auto n = ParseInt(args.Value("--timeout"), 1, 7 * 86400);
-    if (!n) return Usage("--timeout needs seconds");
-    wait.limit = std::chrono::seconds(*n);
-  }
+  std::optional<JobWait> wait = WaitOptions(args);
+  if (!wait) return Usage("--timeout needs seconds");
   HttpClient http(args.server);
-  auto out = EvaluateRemote(http, *ref, args.Value("--spec"), wait);
+  auto out = EvaluateRemote(http, *ref, args.Value("--spec"), *wait);
   if (!out.ok()) return Fail(out.status());
   std::fputs(out->output.c_str(), stdout);
   return !out->finished || out->passed ? kExitOk : kExitFailure;
@@ -611,14 +613,10 @@ int RunPromote(const Args& args) {
   if (p.size() != 2 || args.Value("--to").empty()) return Usage("promote needs REF --to STAGE");
   auto ref = ParseReference(p[1]);
   if (!ref.ok()) return Fail(ref.status());
-  JobWait wait = WaitOptions(args);
-  if (!args.Value("--timeout").empty()) {
-    auto n = ParseInt(args.Value("--timeout"), 1, 7 * 86400);
-    if (!n) return Usage("--timeout needs seconds");
-    wait.limit = std::chrono::seconds(*n);
-  }
+  std::optional<JobWait> wait = WaitOptions(args);
+  if (!wait) return Usage("--timeout needs seconds");
   HttpClient http(args.server);
-  auto out = PromoteRemote(http, *ref, args.Value("--to"), wait);
+  auto out = PromoteRemote(http, *ref, args.Value("--to"), *wait);
   if (!out.ok()) return Fail(out.status());
   std::fputs(out->output.c_str(), stdout);
   if (out->finished && !out->passed) std::fprintf(stderr, "sigil: PROMOTION_FAILED: the alias did not move\n");
@@ -655,9 +653,10 @@ int RunStats(const Args& args) {
       return Fail(core::NotFound(p[1] + " is neither a local file nor a reference: " + ref.status().message()));
     }
     HttpClient http(args.server);
-    JobWait wait = WaitOptions(args);
-    wait.wait = true;
-    out = StatsRemote(http, *ref, parent, wait);
+    std::optional<JobWait> wait = WaitOptions(args);
+    if (!wait) return Usage("--timeout needs seconds");
+    wait->wait = true;
+    out = StatsRemote(http, *ref, parent, *wait);
   }
   if (!out.ok()) return Fail(out.status());
   std::fputs(out->output.c_str(), stdout);

@@ -129,26 +129,44 @@ HttpResponse Service::Jobs(const HttpRequest& request, const std::vector<std::st
     }
     return JsonResponse(200, Json{{"jobs", list}});
   }
+  // A job by id: found among the evaluations' or the promotions' jobs, and
+  // shown or cancelled only to callers with access to its repository (the
+  // route itself is on no repository).
+  auto find = [&](const std::string& id) -> core::Result<registry::JobInfo> {
+    core::Result<registry::JobInfo> job = core::NotFound("no job " + id.substr(0, 100), "JOB_UNKNOWN");
+    if (options_.evaluations != nullptr) job = options_.evaluations->Get(id);
+    if (!job.ok() && job.status().reason() == "JOB_UNKNOWN" && options_.promotions != nullptr) {
+      job = options_.promotions->Get(id);
+    }
+    return job;
+  };
+  auto authorize = [&](const registry::JobInfo& job, registry::Action action) -> core::Status {
+    const registry::Principal* principal = registry::PrincipalScope::Current();
+    if (principal == nullptr) return core::OkStatus();
+    if (!registry::Authorize(*principal, registry::Action::kPull, job.repo).ok()) {
+      return core::NotFound("no job " + job.id, "JOB_UNKNOWN");  // not even its existence
+    }
+    return registry::Authorize(*principal, action, job.repo);
+  };
   if (parts.size() == 2) {
     *route = "/api/v1/jobs/{id}";
     if (request.method != "GET") return MethodNotAllowed(request, "GET");
-    core::Result<registry::JobInfo> job = core::NotFound("no job " + parts[1], "JOB_UNKNOWN");
-    if (options_.evaluations != nullptr) job = options_.evaluations->Get(parts[1]);
-    if (!job.ok() && job.status().reason() == "JOB_UNKNOWN" && options_.promotions != nullptr) {
-      job = options_.promotions->Get(parts[1]);
-    }
+    auto job = find(parts[1]);
     if (!job.ok()) return ErrorResponse(job.status());
+    if (core::Status s = authorize(*job, registry::Action::kPull); !s.ok()) return ErrorResponse(s);
     return JsonResponse(200, Json{{"job", registry::JobToJson(*job)}});
   }
   if (parts.size() == 3 && parts[2] == "cancel") {
     *route = "/api/v1/jobs/{id}/cancel";
     if (request.method != "POST") return MethodNotAllowed(request, "POST");
-    if (options_.evaluations == nullptr && options_.promotions == nullptr) return NotConfigured();
-    core::Result<registry::JobInfo> job = core::NotFound("no job " + parts[1], "JOB_UNKNOWN");
-    if (options_.evaluations != nullptr) job = options_.evaluations->Cancel(parts[1]);
-    if (!job.ok() && job.status().reason() == "JOB_UNKNOWN" && options_.promotions != nullptr) {
-      job = options_.promotions->Cancel(parts[1]);
+    auto found = find(parts[1]);
+    if (!found.ok()) return ErrorResponse(found.status());
+    const bool promotion = found->kind == "promotion";
+    if (core::Status s = authorize(*found, promotion ? registry::Action::kPromote : registry::Action::kPush);
+        !s.ok()) {
+      return ErrorResponse(s);
     }
+    auto job = promotion ? options_.promotions->Cancel(found->id) : options_.evaluations->Cancel(found->id);
     if (!job.ok()) return ErrorResponse(job.status());
     return JsonResponse(202, Json{{"job", registry::JobToJson(*job)}});
   }

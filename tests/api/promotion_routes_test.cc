@@ -163,6 +163,24 @@ TEST_CASE("promotion routes: submit, follow the job, read the alias history", "[
   CHECK(Body(jobs)["jobs"][0]["id"] == j2["id"]);  // newest first
   CHECK(f.Call("GET", "/api/v1/jobs/job-nope").status == 404);
 
+  // A job by id is shown and cancelled only within the caller's scope: out
+  // of scope it does not exist; a reader may see it but not cancel it.
+  auto as = [&](registry::Role role, const std::string& repos, const std::string& method, const std::string& path) {
+    registry::Principal p;
+    p.anonymous = false;
+    p.name = "scoped";
+    p.role = role;
+    p.repos = {repos};
+    registry::PrincipalScope scope(p);
+    return f.Call(method, path);
+  };
+  CHECK(as(registry::Role::kAdmin, "finance/**", "GET", "/api/v1/jobs/" + id).status == 404);
+  CHECK(as(registry::Role::kPromoter, "finance/**", "POST", "/api/v1/jobs/" + id + "/cancel").status == 404);
+  CHECK(as(registry::Role::kReader, "health/**", "GET", "/api/v1/jobs/" + id).status == 200);
+  CHECK(as(registry::Role::kReader, "health/**", "POST", "/api/v1/jobs/" + id + "/cancel").status == 403);
+  CHECK(as(registry::Role::kPusher, "health/**", "POST", "/api/v1/jobs/" + id + "/cancel").status == 403);
+  CHECK(as(registry::Role::kPromoter, "health/**", "POST", "/api/v1/jobs/" + id + "/cancel").status == 202);
+
   // An alias PUT is an override, recorded as such.
   REQUIRE(f.Call("PUT", "/api/v1/models/health/triage/aliases/production", R"({"ref": "2"})").status == 200);
   auto history = f.Call("GET", "/api/v1/models/health/triage/aliases/production/history");

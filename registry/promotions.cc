@@ -592,6 +592,27 @@ core::Result<Json> Promotions::Promote(JobInfo& job, Json* partial) {
   };
   ASSIGN_OR_RETURN(std::optional<AliasInfo> holder, check_holder());
 
+  // Moves the alias with the VSA issued for it; the job's record holds the
+  // VSA first, so a restart between the two moves with it, issuing none.
+  auto move_alias = [&](const std::string& version_name, const core::Digest& vsa, Json result) -> core::Result<Json> {
+    SetProgress(job, "moving the alias");
+    AliasMove move;
+    move.by = job.request.value("by", "");
+    move.via = "promotion";
+    move.job_id = job.id;
+    move.vsa = vsa;
+    move.expect_current = expect;
+    ASSIGN_OR_RETURN(AliasInfo alias, registry->MoveAlias(job.repo, stage, version_name, move));
+    result["alias"] = {{"name", alias.name}, {"version", alias.version}, {"digest", alias.digest.ToString()}};
+    return result;
+  };
+  if (job.result.is_object() && job.result.value("verdict", "") == "PASS" && job.result.contains("vsa") &&
+      job.result["vsa"].is_string()) {
+    ASSIGN_OR_RETURN(core::Digest vsa, core::Digest::Parse(job.result["vsa"].get<std::string>()));
+    *partial = job.result;
+    return move_alias(job.version, vsa, job.result);
+  }
+
   RETURN_IF_ERROR(Interrupted(job.id));
   SetProgress(job, "resolving the version and the policies");
   ASSIGN_OR_RETURN(ResolvedVersion version, registry->Resolve(job.repo, job.digest.ToString()));
@@ -694,17 +715,8 @@ core::Result<Json> Promotions::Promote(JobInfo& job, Json* partial) {
   result["vsa"] = added.record.content_digest.ToString();
   result["log_index"] = added.record.log_index;
   *partial = result;
-
-  SetProgress(job, "moving the alias");
-  AliasMove move;
-  move.by = job.request.value("by", "");
-  move.via = "promotion";
-  move.job_id = job.id;
-  move.vsa = added.record.content_digest;
-  move.expect_current = expect;
-  ASSIGN_OR_RETURN(AliasInfo alias, registry->MoveAlias(job.repo, stage, version.info.version, move));
-  result["alias"] = {{"name", alias.name}, {"version", alias.version}, {"digest", alias.digest.ToString()}};
-  return result;
+  job.result = result;  // saved with the next progress, before the move
+  return move_alias(version.info.version, added.record.content_digest, result);
 }
 
 }  // namespace sigil::registry

@@ -415,6 +415,34 @@ TEST_CASE("promotions left by a stopped server are taken up by the next Start", 
   CHECK(env.reg.GetAlias(kRepo, "production")->version == "1");
   CHECK(env.reg.AliasHistory(kRepo, "production", 10)->at(0).job_id == "job-queued");
 
+  // Killed after its VSA, before the move: the next attempt moves the alias
+  // with that VSA and issues none. (A finished promotion's record, its alias
+  // deleted since, stands in for the record the kill left.)
+  VersionInfo v2 = env.Push("2", "weights two");
+  env.Policy(R"({"name": "staging-gate", "repositories": ["health/*"], "stages": ["staging"]})");
+  auto first_try = p->Submit(kRepo, "2", "staging");
+  REQUIRE(first_try.ok());
+  JobInfo cut = env.Finished(*p, first_try->id);
+  INFO(JobToJson(cut).dump());
+  REQUIRE(cut.result["verdict"] == "PASS");
+  const size_t vsas = env.attestations->List(kRepo, "2", attest::kSlsaVsaV1)->size();
+  REQUIRE(vsas == 1);
+  REQUIRE(env.reg.DeleteAlias(kRepo, "staging").ok());
+  cut.id = "job-cut";
+  cut.state = JobState::kRunning;
+  cut.result.erase("alias");
+  REQUIRE(env.meta->Put("jobs", std::string("promotion") + '\0' + "job-cut", core::DumpJson(JobToJson(cut))).ok());
+  p.reset();
+  p = env.Start(env.Opts());
+  JobInfo moved = env.Finished(*p, "job-cut");
+  INFO(JobToJson(moved).dump());
+  CHECK(moved.state == JobState::kCompleted);
+  CHECK(env.reg.GetAlias(kRepo, "staging")->version == "2");
+  CHECK(env.reg.AliasHistory(kRepo, "staging", 1)->at(0).vsa->ToString() == cut.result["vsa"].get<std::string>());
+  CHECK(env.reg.AliasHistory(kRepo, "staging", 1)->at(0).job_id == "job-cut");
+  CHECK(env.attestations->List(kRepo, "2", attest::kSlsaVsaV1)->size() == vsas);
+  (void)v2;
+
   // A damaged record stops Start rather than being skipped.
   p.reset();
   REQUIRE(env.meta->Put("jobs", std::string("promotion") + '\0' + "job-bad", "{not json").ok());

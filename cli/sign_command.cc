@@ -99,13 +99,20 @@ core::Result<std::string> SignRemoteModel(HttpClient& http, const Reference& ref
 core::Result<std::string> AttestRemote(HttpClient& http, const Reference& ref,
                                        const std::string& predicate_type, const std::string& predicate_json,
                                        const signing::PrivateKey& key,
-                                       std::chrono::milliseconds retry_budget) {
+                                       std::chrono::milliseconds retry_budget, bool file_subjects) {
   ASSIGN_OR_RETURN(core::Json predicate, core::ParseJson(predicate_json));
   if (!predicate.is_object())
     return core::InvalidArgument("the predicate must be a JSON object", "STATEMENT_INVALID");
   ASSIGN_OR_RETURN(RemoteVersion v, FetchVersion(http, ref, retry_budget));
   attest::Statement statement;
   statement.subjects.push_back({ref.repository, {{"sha256", v.digest.Hex()}}});
+  if (file_subjects) {
+    for (const registry::Descriptor& layer : v.manifest.layers) {
+      auto title = layer.annotations.find(std::string(registry::kTitleAnnotation));
+      if (title == layer.annotations.end()) return core::InvalidArgument("a layer has no title", "PATH_INVALID");
+      statement.subjects.push_back({title->second, {{"sha256", layer.digest.Hex()}}});
+    }
+  }
   statement.predicate_type = predicate_type;
   statement.predicate_json = core::DumpJson(predicate);
   ASSIGN_OR_RETURN(signing::Envelope envelope, attest::SignStatement(statement, {key}));
@@ -127,7 +134,8 @@ core::Result<std::string> AttachProvenance(HttpClient& http, const std::string& 
                                            const signing::PrivateKey& key,
                                            std::chrono::milliseconds retry_budget) {
   return AttestRemote(http, Reference{repository, "", manifest_digest},
-                      std::string(attest::kSlsaProvenanceV1), predicate, key, retry_budget);
+                      std::string(attest::kSlsaProvenanceV1), predicate, key, retry_budget,
+                      /*file_subjects=*/true);
 }
 
 VerifyReport VerifyModelSignature(const std::string& model_dir, const std::string& signature_path,

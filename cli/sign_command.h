@@ -54,11 +54,13 @@ core::Result<std::string> SignRemoteModel(HttpClient& http, const Reference& ref
                                           std::chrono::milliseconds retry_budget);
 
 // sigil attest REF: an in-toto statement about the manifest digest, signed
-// as DSSE. predicate_json must be a JSON object.
+// as DSSE. predicate_json must be a JSON object. With file_subjects, each of
+// the version's files is a subject too (its path and digest), as SLSA
+// provenance names a build's outputs.
 core::Result<std::string> AttestRemote(HttpClient& http, const Reference& ref,
                                        const std::string& predicate_type, const std::string& predicate_json,
                                        const signing::PrivateKey& key,
-                                       std::chrono::milliseconds retry_budget);
+                                       std::chrono::milliseconds retry_budget, bool file_subjects = false);
 
 // push --provenance: reads the SLSA provenance v1 predicate and validates
 // it (attest::ParseProvenance) before the push starts.

@@ -271,11 +271,13 @@ core::Result<policies::Evidence> GatherEvidence(const EvidenceSources& sources, 
       bool registered = sources.blobs->Stat(*digest).ok();
       pv.datasets.push_back({*digest, registered});
     }
+    // The files the provenance names as its outputs; the subject naming the
+    // manifest itself (which binds the statement to the version) is not one.
     for (const attest::Subject& s : statement.subjects) {
       auto sha = s.digest.find("sha256");
       if (sha == s.digest.end()) continue;
       auto digest = core::Digest::Parse("sha256:" + sha->second);
-      if (digest.ok()) pv.subjects.push_back({s.name, *digest});
+      if (digest.ok() && *digest != version.info.digest) pv.subjects.push_back({s.name, *digest});
     }
     ev.provenance = std::move(pv);
   }

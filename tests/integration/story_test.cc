@@ -74,6 +74,7 @@ std::string Policy(const std::string& ci_key_id, const std::string& spec_digest)
                {{"builders", {"https://ci.example.org/runner"}},
                 {"source_repositories", {"https://git.example.org/health/*"}},
                 {"dataset_digests_registered", true},
+                {"subjects_match_files", true},
                 {"commit", {{"branches", {"main"}}}}}},
               {"scan", {{"max_severity", "medium"}}},
               {"evaluation",

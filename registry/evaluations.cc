@@ -90,7 +90,10 @@ core::Result<JobInfo> JobFromJson(std::string_view text) {
   return job;
 }
 
-core::Result<std::vector<JobInfo>> ListJobRecords(storage::MetaStore* meta, std::string_view prefix, size_t limit) {
+namespace {
+
+// Every record under prefix, in key order.
+core::Result<std::vector<JobInfo>> ReadJobRecords(storage::MetaStore* meta, std::string_view prefix) {
   std::vector<JobInfo> jobs;
   core::Status bad;
   RETURN_IF_ERROR(meta->Scan(kJobsCf, prefix, [&](std::string_view, std::string_view value) {
@@ -103,9 +106,24 @@ core::Result<std::vector<JobInfo>> ListJobRecords(storage::MetaStore* meta, std:
     return true;
   }));
   RETURN_IF_ERROR(bad);
+  return jobs;
+}
+
+}  // namespace
+
+core::Result<std::vector<JobInfo>> ListJobRecords(storage::MetaStore* meta, std::string_view prefix, size_t limit) {
+  ASSIGN_OR_RETURN(std::vector<JobInfo> jobs, ReadJobRecords(meta, prefix));
   std::sort(jobs.begin(), jobs.end(),
             [](const JobInfo& a, const JobInfo& b) { return a.created_micros > b.created_micros; });
   if (jobs.size() > limit) jobs.resize(limit);
+  return jobs;
+}
+
+core::Result<std::vector<JobInfo>> UnfinishedJobRecords(storage::MetaStore* meta, std::string_view prefix) {
+  ASSIGN_OR_RETURN(std::vector<JobInfo> jobs, ReadJobRecords(meta, prefix));
+  std::erase_if(jobs, [](const JobInfo& job) { return job.finished(); });
+  std::sort(jobs.begin(), jobs.end(),
+            [](const JobInfo& a, const JobInfo& b) { return a.created_micros < b.created_micros; });
   return jobs;
 }
 
@@ -309,20 +327,7 @@ core::Result<JobInfo> Evaluations::Load(std::string_view id) {
 }
 
 core::Status Evaluations::Recover() {
-  std::vector<JobInfo> unfinished;
-  core::Status bad;
-  RETURN_IF_ERROR(options_.meta->Scan(kJobsCf, JobPrefix(), [&](std::string_view, std::string_view value) {
-    auto job = JobFromJson(value);
-    if (!job.ok()) {
-      bad = job.status();
-      return false;
-    }
-    if (!job->finished()) unfinished.push_back(std::move(job).value());
-    return true;
-  }));
-  RETURN_IF_ERROR(bad);
-  std::sort(unfinished.begin(), unfinished.end(),
-            [](const JobInfo& a, const JobInfo& b) { return a.created_micros < b.created_micros; });
+  ASSIGN_OR_RETURN(std::vector<JobInfo> unfinished, UnfinishedJobRecords(options_.meta, JobPrefix()));
   for (JobInfo& job : unfinished) {
     if (job.state == JobState::kRunning && job.attempts >= options_.max_attempts) {
       job.state = JobState::kFailed;

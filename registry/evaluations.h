@@ -92,6 +92,8 @@ core::Result<JobInfo> JobFromJson(std::string_view text);
 // The job records under prefix in the "jobs" column family, newest first,
 // at most limit. kDataLoss for a damaged record.
 core::Result<std::vector<JobInfo>> ListJobRecords(storage::MetaStore* meta, std::string_view prefix, size_t limit);
+// The unfinished ones, oldest first (what a Start takes up again).
+core::Result<std::vector<JobInfo>> UnfinishedJobRecords(storage::MetaStore* meta, std::string_view prefix);
 
 struct EvaluationRecord {
   std::string version;

@@ -293,20 +293,7 @@ core::Result<std::unique_ptr<Promotions>> Promotions::Start(PromotionsOptions op
   }
   std::unique_ptr<Promotions> p(new Promotions(std::move(options)));
   // Unfinished jobs, oldest first.
-  std::vector<JobInfo> unfinished;
-  core::Status bad;
-  RETURN_IF_ERROR(p->options_.meta->Scan(kJobsCf, JobPrefix(), [&](std::string_view, std::string_view value) {
-    auto job = JobFromJson(value);
-    if (!job.ok()) {
-      bad = job.status();
-      return false;
-    }
-    if (!job->finished()) unfinished.push_back(std::move(job).value());
-    return true;
-  }));
-  RETURN_IF_ERROR(bad);
-  std::sort(unfinished.begin(), unfinished.end(),
-            [](const JobInfo& a, const JobInfo& b) { return a.created_micros < b.created_micros; });
+  ASSIGN_OR_RETURN(std::vector<JobInfo> unfinished, UnfinishedJobRecords(p->options_.meta, JobPrefix()));
   for (JobInfo& job : unfinished) {
     if (job.state == JobState::kRunning && job.attempts >= p->options_.max_attempts) {
       job.state = JobState::kFailed;

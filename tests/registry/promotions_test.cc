@@ -350,13 +350,25 @@ TEST_CASE("of two promotions to one alias exactly one moves it, and both are rec
     env.SignModel(v, env.release);
     env.Provenance(v, kBuilder);
   }
+  // Two promotions asked while the alias was unset, as two CI jobs asking
+  // at once leave them: both queued before the promotion thread runs
+  // either. (Submitting to a running thread may finish the first before the
+  // second is asked, and the second then rightly replaces it.)
+  for (const auto& [id, v] : {std::pair<std::string, VersionInfo>{"job-a", v1}, {"job-b", v2}}) {
+    JobInfo job;
+    job.id = id;
+    job.kind = "promotion";
+    job.repo = kRepo;
+    job.version = v.version;
+    job.digest = v.digest;
+    job.created_micros = env.clock.NowMicros();
+    job.request = {{"stage", "production"}, {"by", "ci-gate"}, {"role", "promoter"},
+                   {"expect_current", nullptr}, {"expect_version", ""}};
+    REQUIRE(env.meta->Put("jobs", std::string("promotion") + '\0' + id, core::DumpJson(JobToJson(job))).ok());
+  }
   auto p = env.Start(env.Opts());
-  auto a = p->Submit(kRepo, "1", "production");
-  auto b = p->Submit(kRepo, "2", "production");
-  REQUIRE(a.ok());
-  REQUIRE(b.ok());
-  JobInfo da = env.Finished(*p, a->id);
-  JobInfo db = env.Finished(*p, b->id);
+  JobInfo da = env.Finished(*p, "job-a");
+  JobInfo db = env.Finished(*p, "job-b");
   int moved = 0;
   for (const JobInfo* j : {&da, &db}) {
     INFO(JobToJson(*j).dump());

@@ -1,5 +1,6 @@
 // sigild: the sigil registry server.
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -185,6 +186,14 @@ int Run(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  // Every connection holds a descriptor (and a download a second one): the
+  // usual soft limit of 1024 would refuse clients long before the host must.
+  struct rlimit files {};
+  if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &files);
+  }
 
   const std::string& data = config->data_dir;
   core::Status s = core::MakeDirs(data, 0700);

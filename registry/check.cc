@@ -387,8 +387,12 @@ core::Status Checker::Log(const std::vector<std::string>& checkpoints) {
 
 core::Status Checker::Attestations() {
   return meta_->Scan("referrers", "", [&](std::string_view key, std::string_view value) {
-    ++report_->attestations;
     std::vector<std::string_view> parts = SplitKey(key);
+    // Scan and evaluation records share the family under their own prefix
+    // ("scan\0<repo>\0<digest>\0<micros>\0<report>"): attestations are the
+    // three-part keys <repo>\0<manifest digest>\0<content digest>.
+    if (parts.size() != 3) return true;
+    ++report_->attestations;
     std::string what = "referrer " + Printable(key);
     auto version = parts.size() == 3 ? core::Digest::Parse(parts[1]) : core::InvalidArgument("key");
     auto content = parts.size() == 3 ? core::Digest::Parse(parts[2]) : core::InvalidArgument("key");

@@ -12,7 +12,8 @@
 //               digest; a history whose newest event is not the alias's
 //               current target, or whose events do not chain (each event's
 //               previous_version is the version of the event before it)
-//   attestation a referrer record whose document blob is missing, or whose
+//   attestation an attestation's referrer record (scan and evaluation records
+//               in the same family are not attestations) whose document blob is missing, or whose
 //               log index is past the log's size or names a leaf about
 //               another document
 //   log         a missing or damaged leaf or subtree hash, a stored hash

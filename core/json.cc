@@ -3,23 +3,6 @@
 #include <nlohmann/json.hpp>
 
 namespace sigil::core {
-namespace {
-
-int Depth(const Json& v, int limit) {
-  if (limit < 0) return 0;
-  int deepest = 0;
-  if (v.is_array() || v.is_object()) {
-    for (const auto& child : v) {
-      int d = Depth(child, limit - 1);
-      if (d > deepest) deepest = d;
-      if (deepest > limit) break;
-    }
-    return deepest + 1;
-  }
-  return 0;
-}
-
-}  // namespace
 
 Result<Json> ParseJson(std::string_view text, const JsonLimits& limits) {
   if (text.size() > limits.max_bytes) {

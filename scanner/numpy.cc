@@ -19,8 +19,16 @@ struct Literal {
   std::string str;
   int64_t integer = 0;
   bool boolean = false;
-  std::vector<Literal> items;                       // tuple, list
-  std::vector<std::pair<Literal, Literal>> entries;  // dict
+  std::vector<Literal> items;  // tuple, list
+  // A pair<Literal, Literal> here would need Literal complete (clang's
+  // libstdc++ check); a struct declared now and defined below does not.
+  struct Entry;
+  std::vector<Entry> entries;  // dict
+};
+
+struct Literal::Entry {
+  Literal key;
+  Literal value;
 };
 
 // The subset of Python literal syntax numpy writes: dicts, tuples, lists,
@@ -131,7 +139,7 @@ class LiteralParser {
         if (!Eat(':')) return Fail("missing ':' in header dict");
         Literal value;
         if (!Parse(&value, depth + 1)) return false;
-        out->entries.emplace_back(std::move(item), std::move(value));
+        out->entries.push_back({std::move(item), std::move(value)});
       } else {
         out->items.push_back(std::move(item));
       }

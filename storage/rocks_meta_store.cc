@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <map>
+#include <mutex>
 #include <set>
 
 #include "core/fs.h"
@@ -69,7 +70,22 @@ class RocksMetaStore : public MetaStore {
     }
     rocksdb::WriteOptions options;
     options.sync = true;
-    return FromRocks(db_->Write(options, &wb), "writing metadata");
+    rocksdb::Status s = db_->Write(options, &wb);
+    if (!s.ok() && s.IsIOError()) {
+      // A write that failed for lack of space (or any I/O error) leaves the
+      // database refusing every later write until it is resumed. Resuming
+      // fails while the disk is still full; once space is back it succeeds
+      // and this write goes through, without a restart. A failed WAL write
+      // applied nothing, so writing the batch again is safe.
+      std::lock_guard<std::mutex> lock(resume_mu_);
+      rocksdb::Status resumed = db_->Resume();
+      if (resumed.ok()) {
+        s = db_->Write(options, &wb);
+      } else {
+        return FromRocks(s, "writing metadata (resume: " + resumed.ToString() + ")");
+      }
+    }
+    return FromRocks(s, "writing metadata");
   }
 
   core::Status Scan(std::string_view cf, std::string_view prefix,
@@ -108,6 +124,7 @@ class RocksMetaStore : public MetaStore {
 
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  std::mutex resume_mu_;
   std::map<std::string, rocksdb::ColumnFamilyHandle*, std::less<>> families_;
 };
 

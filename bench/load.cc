@@ -1456,7 +1456,8 @@ int Main(int argc, char** argv) {
     size_t colon = target_text.rfind(':');
     if (colon == std::string::npos || token.empty()) return Usage();
     f.target.host = target_text.substr(0, colon);
-    f.target.port = std::stoi(target_text.substr(colon + 1));
+    f.target.port = std::atoi(target_text.c_str() + colon + 1);
+    if (f.target.port <= 0 || f.target.port > 65535) return Usage();
     f.target.pid = pid;
     f.admin = token;
     expiry_s = 0;  // unknown for a running server

@@ -41,10 +41,10 @@ core::Status Apply(Config* c, const std::string& key, const std::string& value) 
     c->data_dir = value;
   } else if (key == "listen") {
     return ParseListen(value, &c->host, &c->port);
-  } else if (key == "threads") {
-    ASSIGN_OR_RETURN(uint64_t n, ParseSize("threads", value));
-    if (n < 1 || n > 256) return core::InvalidArgument("threads must be in [1, 256]");
-    c->threads = static_cast<int>(n);
+  } else if (key == "max_connections") {
+    ASSIGN_OR_RETURN(uint64_t n, ParseSize("max_connections", value));
+    if (n < 1 || n > 1'000'000) return core::InvalidArgument("max_connections must be in [1, 1000000]");
+    c->max_connections = static_cast<size_t>(n);
   } else if (key == "chunk_max") {
     ASSIGN_OR_RETURN(uint64_t n, ParseSize("chunk_max", value));
     if (n < 4096 || n > (256ull << 20)) {
@@ -107,7 +107,7 @@ core::Status Apply(Config* c, const std::string& key, const std::string& value) 
 const std::map<std::string, std::string>& EnvNames() {
   static const std::map<std::string, std::string> kNames = {
       {"SIGIL_DATA", "data"},           {"SIGIL_LISTEN", "listen"},
-      {"SIGIL_THREADS", "threads"},     {"SIGIL_CHUNK_MAX", "chunk_max"},
+      {"SIGIL_MAX_CONNECTIONS", "max_connections"},     {"SIGIL_CHUNK_MAX", "chunk_max"},
       {"SIGIL_SESSION_MAX", "session_max"}, {"SIGIL_UPLOAD_EXPIRY", "upload_expiry"},
       {"SIGIL_GC_GRACE", "gc_grace"},       {"SIGIL_LOG_ORIGIN", "log_origin"},
       {"SIGIL_EVAL_JOBS", "eval_jobs"},     {"SIGIL_VALIDATOR", "validator"},
@@ -212,7 +212,7 @@ options (each also from the environment variable shown, or a JSON config file):
   --config FILE           JSON object of the settings below   SIGIL_CONFIG
   --data DIR              data directory (default ./sigil-data) SIGIL_DATA
   --listen HOST:PORT      address (default 127.0.0.1:7070)     SIGIL_LISTEN
-  --threads N             HTTP reactor threads (default 4)     SIGIL_THREADS
+  --max-connections N     open client connections (default 16384) SIGIL_MAX_CONNECTIONS
   --chunk-max BYTES       largest upload chunk (default 33554432) SIGIL_CHUNK_MAX
   --session-max BYTES     largest blob one upload may build    SIGIL_SESSION_MAX
   --upload-expiry DUR     idle upload sessions expire (default 24h) SIGIL_UPLOAD_EXPIRY
@@ -242,7 +242,7 @@ options (each also from the environment variable shown, or a JSON config file):
                           the sites whose bundles are imported SIGIL_PEER_LOGS
   -h, --help              this text
 
-Config file keys: data, listen, threads, chunk_max, session_max,
+Config file keys: data, listen, max_connections, chunk_max, session_max,
 upload_expiry, gc_grace, log_origin, eval_jobs, validator, stats_backend,
 tls_cert, tls_key, rate_limit, rate_burst, uploads_per_token, auth,
 bootstrap_token_file, site, region, git_mirrors, peer_logs. Durations look like 30s, 15m, 24h, 7d.

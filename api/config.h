@@ -15,7 +15,7 @@ struct Config {
   std::string data_dir = "./sigil-data";
   std::string host = "127.0.0.1";
   uint16_t port = 7070;
-  int threads = 4;
+  size_t max_connections = 16384;  // one thread each
   uint64_t chunk_max = 32ull << 20;
   uint64_t session_max = 1ull << 40;
   int64_t upload_expiry_micros = 24ll * 3600 * 1'000'000;

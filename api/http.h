@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "storage/blob_store.h"
+#include "storage/uploads.h"
 
 namespace sigil::api {
 
@@ -20,6 +21,11 @@ struct HttpRequest {
   std::map<std::string, std::string> query;    // decoded
   std::map<std::string, std::string> headers;  // names lowercased
   std::string_view body;                       // owned by the caller
+  // Upload bodies (PATCH and PUT on /api/v1/uploads/{id}, PUT
+  // /api/v1/blobs/{digest}) with a Content-Length are not buffered: the
+  // route reads them from here as they arrive, and body stays empty.
+  storage::ChunkSource* body_stream = nullptr;
+  uint64_t body_stream_length = 0;  // the Content-Length of body_stream
   // The client's IP address (behind a proxy, the proxy's).
   std::string remote_address;
 

@@ -407,9 +407,10 @@ int Run(int argc, char** argv) {
   ServerOptions server_options;
   server_options.host = config->host;
   server_options.port = config->port;
-  server_options.threads = config->threads;
-  // Room for the largest chunk plus its request line and headers.
-  server_options.max_request_size = config->chunk_max + (64 << 10);
+  // Upload bodies stream; others (JSON, and chunks sent with chunked
+  // transfer coding) are buffered up to this.
+  server_options.max_body = std::max<size_t>(config->chunk_max, 16 << 20);
+  server_options.max_connections = config->max_connections;
   server_options.tls_cert = config->tls_cert;
   server_options.tls_key = config->tls_key;
   Server server(&service, &metrics, server_options);

@@ -1,21 +1,18 @@
-// The HTTP server: Pistache 0.0.5 underneath, the Service on top.
+// The HTTP/1.1 server: sockets and request framing underneath, the Service
+// on top.
 //
-// Pistache parses requests (bodies are buffered whole, hence the bounded
-// chunk size) and sends JSON answers. Blob and file downloads bypass its
-// writer: their headers and bytes go out with sendfile(2) from a pool of
-// sender threads on a duplicate of the connection's socket, because
-// Pistache's own file serving has no Range/offset support, its streamed
-// responses are chunked (no Content-Length), and a slow reader would
-// otherwise occupy a reactor thread. Clients must not pipeline requests
-// behind a download (curl never does).
+// One thread per client connection, with blocking sockets and poll(2) for
+// timeouts. A slow or stalled client therefore holds only its own thread:
+// it never delays another connection, and a download's bytes go out with
+// sendfile(2) from the thread that answered the request.
 //
-// HTTPS (tls_cert and tls_key set): Pistache runs TLS, so downloads cannot
-// bypass it; the sender threads then hand Pistache 1 MiB at a time and wait
-// for each piece to be written (memory stays bounded; the encryption runs
-// on the connection's reactor thread). Pistache performs TLS handshakes on
-// its accept thread: a client that stalls its handshake delays every new
-// connection, so a server reachable by untrusted clients belongs behind a
-// TLS-terminating proxy (docs/deploy.md).
+// Request bodies are buffered whole (up to max_body) except upload bodies
+// with a Content-Length (PATCH and PUT on /api/v1/uploads/{id}, PUT
+// /api/v1/blobs/{digest}): those are streamed to the route, which hashes and
+// writes them as they arrive, so a blob of any size costs a fixed buffer.
+//
+// HTTPS (tls_cert and tls_key set): OpenSSL on the same threads; the
+// handshake runs on the connection's own thread too.
 #pragma once
 
 #include <cstdint>
@@ -31,9 +28,8 @@ namespace sigil::api {
 struct ServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 7070;
-  int threads = 4;                      // Pistache reactor threads
-  int sender_threads = 32;              // concurrent downloads in flight
-  size_t max_request_size = 33 << 20;   // headers + body
+  size_t max_body = 33 << 20;       // a buffered request body (413 above)
+  size_t max_connections = 16384;   // open client connections (503 above)
   // PEM files; both empty: plain HTTP.
   std::string tls_cert;
   std::string tls_key;
@@ -50,6 +46,7 @@ class Server {
   core::Status Start();
   // The bound port (useful when started on port 0).
   uint16_t port() const;
+  // Stops accepting, ends every connection and waits for their threads.
   void Shutdown();
 
  private:

@@ -330,6 +330,7 @@ HttpResponse Service::Blob(const HttpRequest& request, const std::string& digest
     return SendBlob(request, *digest);
   }
   if (request.method == "PUT") {
+    if (request.body_stream != nullptr) return PutBlobStreamed(request, *digest);
     if (request.body.size() > options_.uploads->options().chunk_max) {
       return ErrorResponse(core::ResourceExhausted(
           "a single-request upload may carry at most " +
@@ -346,6 +347,27 @@ HttpResponse Service::Blob(const HttpRequest& request, const std::string& digest
     return r;
   }
   return MethodNotAllowed(request, "GET, HEAD, PUT");
+}
+
+// A single-request upload of any size: the body goes through an upload
+// session of its own, so it is hashed and written as it arrives.
+HttpResponse Service::PutBlobStreamed(const HttpRequest& request, const core::Digest& digest) {
+  auto session = options_.uploads->Create();
+  if (!session.ok()) return ErrorResponse(session.status());
+  auto appended = options_.uploads->AppendFrom(session->id, 0, *request.body_stream);
+  if (!appended.ok()) {
+    options_.uploads->Abort(session->id).IgnoreError();
+    return ErrorResponse(appended.status());
+  }
+  auto blob = options_.uploads->Commit(session->id, digest);
+  if (!blob.ok()) {
+    options_.uploads->Abort(session->id).IgnoreError();
+    return ErrorResponse(blob.status());
+  }
+  HttpResponse r = JsonResponse(201, Json{{"digest", digest.ToString()}, {"size", blob->size}});
+  r.AddHeader("Location", "/api/v1/blobs/" + digest.ToString());
+  r.AddHeader("Docker-Content-Digest", digest.ToString());
+  return r;
 }
 
 HttpResponse Service::Uploads(const HttpRequest& request) {
@@ -388,6 +410,11 @@ HttpResponse Service::Upload(const HttpRequest& request, const std::string& id) 
     }
     return r;
   };
+  const uint64_t body_size = request.body_stream != nullptr ? request.body_stream_length : request.body.size();
+  auto append = [&](uint64_t start) {
+    if (request.body_stream != nullptr) return options_.uploads->AppendFrom(id, start, *request.body_stream);
+    return options_.uploads->Append(id, start, request.body);
+  };
   // The chunk's position: Content-Range when given, else the committed offset.
   auto chunk_start = [&](uint64_t* start) -> core::Status {
     std::string header = request.Header("content-range");
@@ -399,9 +426,9 @@ HttpResponse Service::Upload(const HttpRequest& request, const std::string& id) 
     }
     auto range = ParseContentRange(header);
     if (!range.ok()) return range.status();
-    if (range->end && *range->end - range->start + 1 != request.body.size()) {
+    if (range->end && *range->end - range->start + 1 != body_size) {
       return core::InvalidArgument("Content-Range " + header + " does not match the " +
-                                       std::to_string(request.body.size()) + "-byte body",
+                                       std::to_string(body_size) + "-byte body",
                                    "RANGE_INVALID");
     }
     *start = range->start;
@@ -417,7 +444,7 @@ HttpResponse Service::Upload(const HttpRequest& request, const std::string& id) 
     uint64_t start = 0;
     core::Status s = chunk_start(&start);
     if (!s.ok()) return ErrorResponse(s);
-    auto info = options_.uploads->Append(id, start, request.body);
+    auto info = append(start);
     if (!info.ok()) return mismatch(info.status());
     return offset_response(202, *info);
   }
@@ -428,11 +455,11 @@ HttpResponse Service::Upload(const HttpRequest& request, const std::string& id) 
     }
     auto digest = core::Digest::Parse(digest_text);
     if (!digest.ok()) return ErrorResponse(digest.status());
-    if (!request.body.empty()) {
+    if (body_size > 0) {
       uint64_t start = 0;
       core::Status s = chunk_start(&start);
       if (!s.ok()) return ErrorResponse(s);
-      auto info = options_.uploads->Append(id, start, request.body);
+      auto info = append(start);
       if (!info.ok()) return mismatch(info.status());
     }
     auto blob = options_.uploads->Commit(id, *digest);

@@ -176,6 +176,66 @@ struct UploadManager::Session {
     return core::OkStatus();
   }
 
+  // Writes what `source` yields at start, then records the new offset
+  // durably. On failure the session is as it was. REQUIRES: mu held.
+  core::Status AppendFromLocked(UploadManager& m, uint64_t start, ChunkSource& source) {
+    if (start != offset) return AppendLocked(m, start, {});  // the offset mismatch
+    RETURN_IF_ERROR(EnsureHash(m.blobs_));
+    const uint64_t old_offset = offset;
+    const uint64_t max = m.options_.session_max;
+    auto fail = [&](const core::Status& s) {
+      // The running hash took bytes that are now dropped: rebuild it.
+      hash_valid = false;
+      m.blobs_->TruncateStaging(id, old_offset).IgnoreError();
+      return s.Annotate("upload " + id);
+    };
+    std::vector<char> buf(kStreamPiece);
+    uint64_t end = old_offset;
+    while (true) {
+      // Fill the piece before writing it: reads from a socket come in small
+      // bursts, and one write per piece keeps the syscalls few.
+      size_t filled = 0;
+      bool done = false;
+      while (filled < buf.size()) {
+        core::Result<size_t> n = source.Read(buf.data() + filled, buf.size() - filled);
+        if (!n.ok()) return fail(n.status());
+        if (*n == 0) {
+          done = true;
+          break;
+        }
+        filled += *n;
+      }
+      if (filled > 0) {
+        if (filled > max || end > max - filled) {
+          return fail(core::ResourceExhausted("upload " + id + " would exceed " + std::to_string(max) +
+                                                  " bytes, the largest blob this server accepts (its "
+                                                  "session_max setting)",
+                                              "UPLOAD_TOO_LARGE"));
+        }
+        core::Status s = m.blobs_->WriteStaging(id, end, std::string_view(buf.data(), filled));
+        if (!s.ok()) return fail(s);
+        hash.Update(buf.data(), filled);
+        end += filled;
+      }
+      if (done) break;
+    }
+    if (end == old_offset) return core::OkStatus();
+    core::Status s = m.blobs_->SyncStaging(id);
+    if (!s.ok()) return fail(s);
+    const int64_t old_updated = updated;
+    offset = end;
+    updated = m.clock_->NowMicros();
+    s = m.Persist(*this);
+    if (!s.ok()) {
+      offset = old_offset;
+      updated = old_updated;
+      return fail(s);
+    }
+    return core::OkStatus();
+  }
+
+  static constexpr size_t kStreamPiece = 4 << 20;
+
   std::mutex mu;
   const std::string id;
   bool loaded = false;  // the fields below reflect the durable record
@@ -252,6 +312,14 @@ core::Result<UploadInfo> UploadManager::Append(const std::string& id, uint64_t s
   std::lock_guard<std::mutex> lock(session->mu);
   if (session->gone) return UnknownUpload(id);
   RETURN_IF_ERROR(session->AppendLocked(*this, start, bytes));
+  return session->Info();
+}
+
+core::Result<UploadInfo> UploadManager::AppendFrom(const std::string& id, uint64_t start, ChunkSource& source) {
+  ASSIGN_OR_RETURN(std::shared_ptr<Session> session, Load(id));
+  std::lock_guard<std::mutex> lock(session->mu);
+  if (session->gone) return UnknownUpload(id);
+  RETURN_IF_ERROR(session->AppendFromLocked(*this, start, source));
   return session->Info();
 }
 

@@ -32,6 +32,16 @@ struct UploadOptions {
   int64_t expiry_micros = 24ll * 3600 * 1'000'000;  // idle sessions older than this expire
 };
 
+// Where a streamed chunk's bytes come from (an HTTP request body read as it
+// arrives, so a chunk of any size costs a fixed buffer, not its size).
+class ChunkSource {
+ public:
+  virtual ~ChunkSource() = default;
+  // Reads up to n bytes into buf: the count, 0 at the end of the chunk, or
+  // an error (the client stalled or went away).
+  virtual core::Result<size_t> Read(char* buf, size_t n) = 0;
+};
+
 struct UploadInfo {
   std::string id;
   uint64_t offset = 0;           // committed bytes
@@ -53,6 +63,12 @@ class UploadManager {
   // kOutOfRange (reason UPLOAD_OFFSET_MISMATCH) with detail {"offset": N};
   // more than chunk_max bytes gives kResourceExhausted (reason CHUNK_TOO_LARGE).
   core::Result<UploadInfo> Append(const std::string& id, uint64_t start, std::string_view bytes);
+  // Appends everything `source` yields at start, writing and hashing it as
+  // it is read; the new offset is recorded (durably, as for Append) only
+  // after the last byte. Not limited by chunk_max, only by session_max. On
+  // any failure, the source's included, the session is as it was. Other
+  // calls on the same session wait until it returns.
+  core::Result<UploadInfo> AppendFrom(const std::string& id, uint64_t start, ChunkSource& source);
   // Checks the digest (kInvalidArgument, reason DIGEST_MISMATCH, and the
   // session's data is deleted), then moves the bytes into the blob store.
   // Optionally appends a last chunk first (start = committed offset).

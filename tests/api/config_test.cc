@@ -19,14 +19,14 @@ TEST_CASE("defaults", "[api]") {
 TEST_CASE("flags beat environment beat config file", "[api]") {
   testing::TempDir dir;
   REQUIRE(core::WriteFileAtomic(dir.Sub("c.json"),
-                                R"({"data":"/from/file","listen":"0.0.0.0:1","gc_grace":"2h","threads":3})")
+                                R"({"data":"/from/file","listen":"0.0.0.0:1","gc_grace":"2h","max_connections":3})")
               .ok());
   auto c = LoadConfig({"--config", dir.Sub("c.json"), "--listen", "127.0.0.1:9000"},
                       {{"SIGIL_DATA", "/from/env"}, {"SIGIL_LISTEN", "127.0.0.1:8000"}});
   REQUIRE(c.ok());
   CHECK(c->data_dir == "/from/env");
   CHECK(c->port == 9000);
-  CHECK(c->threads == 3);
+  CHECK(c->max_connections == 3);
   CHECK(c->gc_grace_micros == 2ll * 3600 * 1'000'000);
 
   auto e = LoadConfig({}, {{"SIGIL_CONFIG", dir.Sub("c.json")}});
@@ -41,7 +41,7 @@ TEST_CASE("bad configuration is refused with the reason", "[api]") {
   CHECK_FALSE(LoadConfig({"--bogus", "1"}, {}).ok());
   CHECK_FALSE(LoadConfig({"--data"}, {}).ok());
   CHECK_FALSE(LoadConfig({"stray"}, {}).ok());
-  CHECK_FALSE(LoadConfig({}, {{"SIGIL_THREADS", "0"}}).ok());
+  CHECK_FALSE(LoadConfig({}, {{"SIGIL_MAX_CONNECTIONS", "0"}}).ok());
   CHECK_FALSE(LoadConfig({"--config", "/nonexistent/sigil.json"}, {}).ok());
   auto ipv6 = LoadConfig({"--listen=[::1]:7071"}, {});
   REQUIRE(ipv6.ok());

@@ -189,12 +189,18 @@ TEST_CASE("upload sessions: offsets, limits and unknown ids", "[integration]") {
                    {"Content-Range: " + std::to_string(kChunkMax) + "-" +
                     std::to_string(kChunkMax + 20)}),
             400, "RANGE_INVALID");
-  // A body over chunk_max.
-  api.Error(api.Do("PATCH", path, std::string_view(bytes).substr(kChunkMax, kChunkMax + 1)), 413,
-            "CHUNK_TOO_LARGE");
-  std::string big(kChunkMax + 1, 'b');
-  api.Error(api.Do("PUT", "/api/v1/blobs/" + core::Sha256::Of(big).ToString(), big), 413,
-            "CHUNK_TOO_LARGE");
+  // Bodies with a Content-Length stream to disk, so chunk_max does not
+  // bound them: a single-request blob four chunks long goes in whole, and
+  // one whose bytes do not match its digest leaves nothing behind.
+  std::string big(4 * kChunkMax + 1, 'b');
+  HttpResponse put_big = api.Do("PUT", "/api/v1/blobs/" + core::Sha256::Of(big).ToString(), big);
+  CHECK(put_big.status == 201);
+  CHECK(api.Do("GET", "/api/v1/blobs/" + core::Sha256::Of(big).ToString()).body == big);
+  std::string other(2 * kChunkMax, 'o');
+  api.Error(api.Do("PUT", "/api/v1/blobs/" + core::Sha256::Of("not these bytes").ToString(), other), 400,
+            "DIGEST_MISMATCH");
+  api.Error(api.Do("GET", "/api/v1/blobs/" + core::Sha256::Of("not these bytes").ToString()), 404,
+            "BLOB_UNKNOWN");
 
   HttpResponse state = api.Do("GET", path);
   REQUIRE(state.status == 200);

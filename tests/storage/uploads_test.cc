@@ -4,7 +4,9 @@
 #include "storage/uploads.h"
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <vector>
@@ -502,6 +504,85 @@ TEST_CASE("uploads: a full disk is reported and leaves no half-state", "[storage
   REQUIRE(up.Append(id, 20'000, std::string_view(data).substr(20'000, 20'000)).ok());
   auto blob = up.Commit(id, digest, std::string_view(data).substr(40'000));
   REQUIRE(blob.ok());
+  CHECK(ReadBlob(h.blobs(), digest) == data);
+}
+
+// A chunk source handing out a string in uneven pieces, optionally failing
+// (as a client that goes away) after a number of bytes.
+class PieceSource : public ChunkSource {
+ public:
+  PieceSource(std::string_view data, size_t piece, size_t fail_after = SIZE_MAX)
+      : data_(data), piece_(piece), fail_after_(fail_after) {}
+  core::Result<size_t> Read(char* buf, size_t n) override {
+    if (pos_ >= fail_after_) return core::Unavailable("the client went away", "BODY_INCOMPLETE");
+    size_t k = std::min({n, piece_, data_.size() - pos_, fail_after_ - pos_});
+    std::memcpy(buf, data_.data() + pos_, k);
+    pos_ += k;
+    return k;
+  }
+
+ private:
+  std::string_view data_;
+  size_t piece_;
+  size_t fail_after_;
+  size_t pos_ = 0;
+};
+
+TEST_CASE("uploads: a streamed chunk is written and hashed as it arrives", "[storage]") {
+  auto kind = GENERATE(as<std::string>{}, "memory", "disk");
+  INFO(kind);
+  // chunk_max does not bound a streamed chunk; session_max does.
+  Harness h(kind, UploadOptions{.chunk_max = 1000, .session_max = 12'000'000});
+  UploadManager& up = h.uploads();
+  const std::string data = RandomBytes(10'000'000);  // more than one 4 MiB piece
+  const core::Digest digest = core::Sha256::Of(data);
+  auto id = up.Create().value().id;
+  // A buffered chunk, then a streamed one in odd pieces, then a commit.
+  REQUIRE(up.Append(id, 0, std::string_view(data).substr(0, 777)).ok());
+  PieceSource source(std::string_view(data).substr(777), 4093);
+  auto info = up.AppendFrom(id, 777, source);
+  REQUIRE(info.ok());
+  CHECK(info->offset == data.size());
+  auto blob = up.Commit(id, digest);
+  REQUIRE(blob.ok());
+  CHECK(ReadBlob(h.blobs(), digest) == data);
+}
+
+TEST_CASE("uploads: a streamed chunk that fails leaves the session as it was", "[storage]") {
+  auto kind = GENERATE(as<std::string>{}, "memory", "disk");
+  INFO(kind);
+  Harness h(kind, UploadOptions{.chunk_max = 1000, .session_max = 6'000'000});
+  UploadManager& up = h.uploads();
+  const std::string data = RandomBytes(5'000'000);
+  const core::Digest digest = core::Sha256::Of(data);
+  auto id = up.Create().value().id;
+  REQUIRE(up.Append(id, 0, std::string_view(data).substr(0, 1000)).ok());
+
+  SECTION("the client goes away after a full piece was written") {
+    PieceSource source(std::string_view(data).substr(1000), 65536, 4'500'000);
+    CHECK(up.AppendFrom(id, 1000, source).status().reason() == "BODY_INCOMPLETE");
+  }
+  SECTION("a start that is not the offset") {
+    PieceSource source(std::string_view(data).substr(1000), 65536);
+    CHECK(up.AppendFrom(id, 999, source).status().reason() == "UPLOAD_OFFSET_MISMATCH");
+  }
+  SECTION("more than session_max") {
+    const std::string more = RandomBytes(5'999'500);
+    PieceSource source(more, 1 << 20);
+    CHECK(up.AppendFrom(id, 1000, source).status().reason() == "UPLOAD_TOO_LARGE");
+  }
+  SECTION("the disk fills part way") {
+    h.fault().Fail(testing::FaultBlobStore::Op::kWriteStaging, ENOSPC, 1000);
+    PieceSource source(std::string_view(data).substr(1000), 65536);
+    CHECK(up.AppendFrom(id, 1000, source).status().reason() == "INSUFFICIENT_STORAGE");
+    h.fault().Clear(testing::FaultBlobStore::Op::kWriteStaging);
+  }
+  CHECK(up.Get(id)->offset == 1000);
+  CHECK(h.blobs().StagingSize(id).value() == 1000);
+  // The running hash was rebuilt: the rest streams in and the blob is exact.
+  PieceSource rest(std::string_view(data).substr(1000), 100'000);
+  REQUIRE(up.AppendFrom(id, 1000, rest).ok());
+  REQUIRE(up.Commit(id, digest).ok());
   CHECK(ReadBlob(h.blobs(), digest) == data);
 }
 

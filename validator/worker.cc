@@ -29,12 +29,14 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "core/fs.h"
 #include "core/json.h"
+#include "validator/sanitizers.h"
 
 extern char** environ;
 
@@ -112,6 +114,7 @@ struct ChildPlan {
   const int* inherit;
   size_t inherit_count;
   rlimit as, cpu, fsize;
+  bool limit_address_space;  // false in ASan builds (sanitizers.h)
   pid_t parent;
 };
 
@@ -163,7 +166,7 @@ void WriteStatus(int fd, const char* text) {
   WriteStatus(p.status_fd, isolation);
 
   rlimit no_core = {0, 0};
-  if (::setrlimit(RLIMIT_AS, &p.as) != 0 || ::setrlimit(RLIMIT_CPU, &p.cpu) != 0 ||
+  if ((p.limit_address_space && ::setrlimit(RLIMIT_AS, &p.as) != 0) || ::setrlimit(RLIMIT_CPU, &p.cpu) != 0 ||
       ::setrlimit(RLIMIT_CORE, &no_core) != 0 || ::setrlimit(RLIMIT_FSIZE, &p.fsize) != 0) {
     ChildFail(p, "setrlimit");
   }
@@ -401,10 +404,22 @@ core::Result<EvalOutcome> RunInWorker(const EvalJob& job, const WorkerOptions& o
   // Everything the child needs is allocated before fork: after it, only
   // async-signal-safe calls (the parent may have other threads).
   std::vector<std::string> env_strings;
+  std::string asan_options;
   for (char** e = environ; *e; ++e) {
     std::string_view entry(*e);
     if (entry.starts_with(std::string(kIsolationEnv) + "=")) continue;
+    if (kAddressSanitizerBuild && entry.starts_with("ASAN_OPTIONS=")) {
+      asan_options = entry.substr(strlen("ASAN_OPTIONS="));
+      continue;
+    }
     env_strings.emplace_back(entry);
+  }
+  if (kAddressSanitizerBuild) {
+    // The memory limit, as sanitizers.h says; later ASan options win.
+    if (!asan_options.empty()) asan_options += ":";
+    asan_options += "soft_rss_limit_mb=" + std::to_string(std::max<uint64_t>(1, options.memory_limit_bytes >> 20)) +
+                    ":allocator_may_return_null=1";
+    env_strings.push_back("ASAN_OPTIONS=" + asan_options);
   }
   // glibc reserves 64 MiB of address space per malloc arena and makes up to
   // 8 per core; two keep the worker's address space (RLIMIT_AS) predictable.
@@ -434,6 +449,7 @@ core::Result<EvalOutcome> RunInWorker(const EvalJob& job, const WorkerOptions& o
       .as = {options.memory_limit_bytes, options.memory_limit_bytes},
       .cpu = {cpu_soft, cpu_soft + 5},
       .fsize = {kMaxFileBytes, kMaxFileBytes},
+      .limit_address_space = !kAddressSanitizerBuild,
       .parent = ::getpid(),
   };
 
@@ -529,6 +545,14 @@ core::Result<EvalOutcome> RunInWorker(const EvalJob& job, const WorkerOptions& o
     if (err_open) err_open = Drain(err.read.get(), &stderr_text, kStderrTailBytes, true, nullptr);
   }
 
+  if (kSanitizerBuild && HoldsSanitizerReport(stderr_text)) {
+    // Sanitizer builds are test runs: a report from the worker is a bug to
+    // fix, not only a failed evaluation, so it goes to this process's stderr
+    // (sigild's log) as well, where tests look for reports.
+    std::fprintf(stderr, "sigil-validator (pid %d) wrote a sanitizer report:\n%s\n", static_cast<int>(pid),
+                 stderr_text.c_str());
+  }
+
   EvalOutcome outcome;
   DescribeEnding(end, options, stdout_overflow, stdout_text, stderr_text, &outcome);
   outcome.isolation = isolation;
@@ -549,5 +573,15 @@ std::string FindWorkerExecutable() {
 }
 
 std::string ApplyNetworkIsolation() { return IsolateNetwork(); }
+
+bool HoldsSanitizerReport(std::string_view text) {
+  // ASan's out-of-memory is the memory limit at work (kAddressSanitizerBuild).
+  if (text.find("SUMMARY: AddressSanitizer: out-of-memory") != std::string_view::npos) return false;
+  for (const char* needle : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", ": runtime error: ",
+                             "AddressSanitizer:DEADLYSIGNAL", "UndefinedBehaviorSanitizer:DEADLYSIGNAL"}) {
+    if (text.find(needle) != std::string_view::npos) return true;
+  }
+  return false;
+}
 
 }  // namespace sigil::validator

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <random>
 #include <stdexcept>
@@ -35,6 +36,22 @@ namespace {
   argv.push_back(nullptr);
   ::execv(binary.c_str(), argv.data());
   ::_exit(127);
+}
+
+// ASan, LSan and UBSan write their reports to the stderr of the process
+// they run in. A sanitized sigild or sigil may still exit with the code a
+// test expects (1 is both ASan's and an ordinary failure's), so the test
+// fails on the report itself.
+void CheckNoSanitizerReport(const std::string& who, const std::string& output) {
+  size_t at = std::string::npos;
+  for (const char* needle : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", ": runtime error: ",
+                             "AddressSanitizer:DEADLYSIGNAL", "wrote a sanitizer report"}) {
+    at = std::min(at, output.find(needle));
+  }
+  if (at == std::string::npos) return;
+  size_t from = output.rfind('\n', at);
+  from = from == std::string::npos ? 0 : from + 1;
+  FAIL_CHECK(who << " wrote a sanitizer report:\n" << output.substr(from, 16000));
 }
 
 }  // namespace
@@ -116,6 +133,7 @@ bool Sigild::Start(std::chrono::seconds timeout) {
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
+      CheckLog();
       return false;  // exited early
     }
     auto r = http.Perform(cli::HttpRequest{.path = "/healthz"});
@@ -131,6 +149,7 @@ void Sigild::Kill9() {
   int status = 0;
   ::waitpid(pid_, &status, 0);
   pid_ = -1;
+  CheckLog();
 }
 
 void Sigild::Stop() {
@@ -139,6 +158,14 @@ void Sigild::Stop() {
   int status = 0;
   ::waitpid(pid_, &status, 0);
   pid_ = -1;
+  CheckLog();
+}
+
+void Sigild::CheckLog() {
+  std::string text = log();
+  if (text.size() <= log_checked_) return;
+  CheckNoSanitizerReport("sigild (log " + data_dir_ + ".log)", text.substr(log_checked_));
+  log_checked_ = text.size();
 }
 
 std::string Sigild::log() const {
@@ -165,6 +192,7 @@ RunResult WaitSigil(pid_t pid, const std::string& work_dir) {
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   r.out = ReadWholeFile(work_dir + "/sigil.out");
   r.err = ReadWholeFile(work_dir + "/sigil.err");
+  CheckNoSanitizerReport("sigil", r.err);
   return r;
 }
 

@@ -44,6 +44,9 @@ class Sigild {
   std::string url() const {
     return (ca_file_.empty() ? "http" : "https") + std::string("://127.0.0.1:") + std::to_string(port_);
   }
+  // Everything sigild wrote (stdout and stderr, across restarts). Stop(),
+  // Kill9() and a failed Start() fail the running test when what it wrote
+  // since the last such check holds a sanitizer report.
   std::string log() const;
   // The bootstrap admin token (TestToken()).
   const std::string& token() const { return TestToken(); }
@@ -54,6 +57,8 @@ class Sigild {
   int port_;
   std::string ca_file_;
   pid_t pid_ = -1;
+  size_t log_checked_ = 0;  // bytes of the log already checked for reports
+  void CheckLog();
 };
 
 struct RunResult {

@@ -15,7 +15,11 @@ build="${SIGIL_BUILD_DIR:-$root/build-load}"
 if [ ! -f "$build/build.ninja" ]; then
   cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
-ninja -C "$build" -j "${SIGIL_BUILD_JOBS:-2}" sigild load >/dev/null
+if ! out="$(ninja -C "$build" -j "${SIGIL_BUILD_JOBS:-2}" sigild load 2>&1)"; then
+  echo "$out" | tail -40 >&2
+  echo "load.sh: building sigild and load in $build failed" >&2
+  exit 1
+fi
 
 echo "commit $(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- api storage || echo ' (api/ or storage/ modified)'), $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <future>
 #include <vector>
 
 #include "core/json.h"
@@ -177,23 +178,29 @@ struct UploadManager::Session {
   }
 
   // Writes what `source` yields at start, then records the new offset
-  // durably. On failure the session is as it was. REQUIRES: mu held.
+  // durably. Reading the next piece overlaps writing and hashing the last
+  // one (a second thread), so a fast client is held up by whichever is
+  // slower, not by their sum. On failure the session is as it was.
+  // REQUIRES: mu held.
   core::Status AppendFromLocked(UploadManager& m, uint64_t start, ChunkSource& source) {
     if (start != offset) return AppendLocked(m, start, {});  // the offset mismatch
     RETURN_IF_ERROR(EnsureHash(m.blobs_));
     const uint64_t old_offset = offset;
     const uint64_t max = m.options_.session_max;
+    std::vector<char> pieces[2] = {std::vector<char>(kStreamPiece), std::vector<char>(kStreamPiece)};
+    std::future<core::Status> storing;  // the previous piece's write and hash
     auto fail = [&](const core::Status& s) {
+      if (storing.valid()) storing.get().IgnoreError();  // the first error is the one reported
       // The running hash took bytes that are now dropped: rebuild it.
       hash_valid = false;
       m.blobs_->TruncateStaging(id, old_offset).IgnoreError();
       return s.Annotate("upload " + id);
     };
-    std::vector<char> buf(kStreamPiece);
     uint64_t end = old_offset;
-    while (true) {
-      // Fill the piece before writing it: reads from a socket come in small
+    for (int cur = 0;; cur ^= 1) {
+      // Fill the piece before storing it: reads from a socket come in small
       // bursts, and one write per piece keeps the syscalls few.
+      std::vector<char>& buf = pieces[cur];
       size_t filled = 0;
       bool done = false;
       while (filled < buf.size()) {
@@ -205,6 +212,10 @@ struct UploadManager::Session {
         }
         filled += *n;
       }
+      if (storing.valid()) {
+        core::Status s = storing.get();
+        if (!s.ok()) return fail(s);
+      }
       if (filled > 0) {
         if (filled > max || end > max - filled) {
           return fail(core::ResourceExhausted("upload " + id + " would exceed " + std::to_string(max) +
@@ -212,12 +223,18 @@ struct UploadManager::Session {
                                                   "session_max setting)",
                                               "UPLOAD_TOO_LARGE"));
         }
-        core::Status s = m.blobs_->WriteStaging(id, end, std::string_view(buf.data(), filled));
-        if (!s.ok()) return fail(s);
-        hash.Update(buf.data(), filled);
+        storing = std::async(std::launch::async, [this, &m, &buf, filled, at = end] {
+          core::Status s = m.blobs_->WriteStaging(id, at, std::string_view(buf.data(), filled));
+          if (s.ok()) hash.Update(buf.data(), filled);
+          return s;
+        });
         end += filled;
       }
       if (done) break;
+    }
+    if (storing.valid()) {
+      core::Status s = storing.get();
+      if (!s.ok()) return fail(s);
     }
     if (end == old_offset) return core::OkStatus();
     core::Status s = m.blobs_->SyncStaging(id);

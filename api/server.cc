@@ -211,11 +211,17 @@ struct InputBuffer {
   // Reads more from the connection; false at its end, on an error or timeout.
   bool Fill(Conn& conn, int timeout_ms) {
     Compact();
-    size_t old = data.size();
-    data.resize(old + (64 << 10));
-    ssize_t n = conn.ReadSome(data.data() + old, 64 << 10, timeout_ms);
-    data.resize(old + static_cast<size_t>(std::max<ssize_t>(n, 0)));
-    return n > 0;
+    char buf[16 << 10];
+    ssize_t n = conn.ReadSome(buf, sizeof(buf), timeout_ms);
+    if (n <= 0) return false;
+    data.append(buf, static_cast<size_t>(n));
+    return true;
+  }
+  // Between requests: an idle connection keeps no buffer.
+  void Release() {
+    if (available() > 0) return;
+    std::string().swap(data);
+    pos = 0;
   }
 };
 
@@ -549,6 +555,7 @@ void Server::Impl::Serve(int fd, const std::string& remote) {
 
 bool Server::Impl::ServeOne(Conn& conn, InputBuffer& in, const std::string& remote) {
   // The head: everything up to the blank line.
+  in.Release();
   int64_t deadline = -1;
   size_t head_end = std::string::npos;
   size_t searched = 0;  // bytes after in.pos already searched (Fill moves in.pos)

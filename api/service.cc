@@ -349,9 +349,20 @@ HttpResponse Service::Blob(const HttpRequest& request, const std::string& digest
   return MethodNotAllowed(request, "GET, HEAD, PUT");
 }
 
+// A streamed body announced larger than any blob may be is refused before
+// a byte of it is read.
+HttpResponse Service::BodyOverSessionMax(const HttpRequest& request) {
+  return ErrorResponse(core::ResourceExhausted(
+      "a " + std::to_string(request.body_stream_length) + "-byte body is larger than " +
+          std::to_string(options_.uploads->options().session_max) +
+          " bytes, the largest blob this server accepts (its session_max setting)",
+      "UPLOAD_TOO_LARGE"));
+}
+
 // A single-request upload of any size: the body goes through an upload
 // session of its own, so it is hashed and written as it arrives.
 HttpResponse Service::PutBlobStreamed(const HttpRequest& request, const core::Digest& digest) {
+  if (request.body_stream_length > options_.uploads->options().session_max) return BodyOverSessionMax(request);
   auto session = options_.uploads->Create();
   if (!session.ok()) return ErrorResponse(session.status());
   auto appended = options_.uploads->AppendFrom(session->id, 0, *request.body_stream);
@@ -411,6 +422,7 @@ HttpResponse Service::Upload(const HttpRequest& request, const std::string& id) 
     return r;
   };
   const uint64_t body_size = request.body_stream != nullptr ? request.body_stream_length : request.body.size();
+  if (request.body_stream_length > options_.uploads->options().session_max) return BodyOverSessionMax(request);
   auto append = [&](uint64_t start) {
     if (request.body_stream != nullptr) return options_.uploads->AppendFrom(id, start, *request.body_stream);
     return options_.uploads->Append(id, start, request.body);

@@ -116,6 +116,7 @@ class Service {
   HttpResponse Health(const HttpRequest& request, const std::string& which);
   HttpResponse Blob(const HttpRequest& request, const std::string& digest);
   HttpResponse PutBlobStreamed(const HttpRequest& request, const core::Digest& digest);
+  HttpResponse BodyOverSessionMax(const HttpRequest& request);
   HttpResponse Uploads(const HttpRequest& request);
   HttpResponse Upload(const HttpRequest& request, const std::string& id);
   HttpResponse Models(const HttpRequest& request, std::string* route);

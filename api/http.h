@@ -1,5 +1,5 @@
 // The HTTP request and response as the routes see them: plain values with no
-// Pistache types, so the routes are testable without a socket.
+// socket types, so the routes are testable without a socket.
 #pragma once
 
 #include <cstdint>

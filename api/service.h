@@ -1,6 +1,6 @@
 // Service: every route of docs/api.md, from HttpRequest to HttpResponse.
 // Knows HTTP status codes and JSON bodies; the domain work is the registry's
-// and the upload manager's. Pistache never appears here (see server.h).
+// and the upload manager's. Sockets never appear here (see server.h).
 //
 // Thread-safety: Handle may be called from many threads at once.
 #pragma once

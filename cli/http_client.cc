@@ -241,9 +241,8 @@ core::Result<HttpResponse> HttpClient::Perform(const HttpRequest& request) {
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
   if (response.status == 413) {
-    // Pistache answers an oversized request early and then reads the rest
-    // of its body as further requests: that connection's answers can no
-    // longer be trusted. A new handle drops it.
+    // A server may answer an oversized request before reading its body,
+    // and the connection is then unusable: a new handle drops it.
     curl_easy_cleanup(curl);
     impl_->curl = curl_easy_init();
   }

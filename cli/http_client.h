@@ -2,14 +2,14 @@
 // the connection to the server is kept alive. Not thread-safe: give each
 // thread its own client (a handle is cheap, the connection is the point).
 //
-// Every request sends an empty `Expect:` header (Pistache never answers
-// `100-continue`), has a connect timeout, and is aborted when it moves fewer
+// Every request sends an empty `Expect:` header (no `100-continue` round
+// trip before a body), has a connect timeout, and is aborted when it moves fewer
 // than a byte per second for `stall_seconds` (a stalled server is treated as
 // an unreachable one).
 //
-// After a 413 answer the handle's connections are dropped: Pistache answers
-// an oversized request before reading its body, then parses the rest of the
-// body as further requests, so that connection cannot be reused.
+// After a 413 answer the handle's connections are dropped: a server may
+// answer an oversized request before reading its body (sigild then closes
+// the connection), so that connection cannot be reused.
 //
 // https:// servers are always verified (certificate chain and host name),
 // against the system's CA store or the CA file of HttpOptions::ca_file (or

@@ -470,15 +470,18 @@ void VerifyWorker(Worker& w, cli::HttpClient& http, std::mt19937_64& rng) {
     ++g_checked;
     std::string now;
     if (r && r->status == 200) now = json::parse(r->body).value("version", "");
+    // An alias never acknowledged may be unset (404) when its first move,
+    // in flight at the kill, did not happen.
     bool ok = (acked != w.aliases.end() && now == acked->second) ||
-              (inflight != w.alias_inflight.end() && now == inflight->second);
+              (inflight != w.alias_inflight.end() && now == inflight->second) ||
+              (acked == w.aliases.end() && r && r->status == 404);
     if (!ok) {
       Violation(Where(w) + ": alias " + alias + " is '" + now + "' (" + (r ? std::to_string(r->status) : "no answer") +
                 "); acknowledged '" + (acked != w.aliases.end() ? acked->second : "") + "', in flight '" +
                 (inflight != w.alias_inflight.end() ? inflight->second : "") + "'");
       return;
     }
-    w.aliases[alias] = now;
+    if (!now.empty()) w.aliases[alias] = now;
     w.alias_inflight.erase(alias);
   }
   for (size_t i : pick(w.attestations_verified, w.attestations.size())) {

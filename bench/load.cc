@@ -1436,6 +1436,15 @@ int Main(int argc, char** argv) {
   Fixture f;
   std::string dir;
   pid_t child = -1;
+  // A setup that fails after sigild started must not leave it running.
+  struct Reaper {
+    pid_t* pid = nullptr;
+    ~Reaper() {
+      if (pid == nullptr || *pid <= 0) return;
+      ::kill(*pid, SIGKILL);
+      ::waitpid(*pid, nullptr, 0);
+    }
+  } reaper;
   if (!sigild.empty()) {
     char tmpl[] = "/tmp/sigil-load-XXXXXX";
     if (::mkdtemp(tmpl) == nullptr) {
@@ -1449,6 +1458,7 @@ int Main(int argc, char** argv) {
     extra.insert(extra.end(), sigild_args.begin(), sigild_args.end());
     child = StartSigild(sigild, dir, f.target.port, f.admin, extra);
     f.target.pid = child;
+    reaper.pid = &child;
     if (!WaitHealthy(f.target, child, 30)) {
       std::fprintf(stderr, "load: sigild did not become healthy; its log: %s/sigild.log\n", dir.c_str());
       return 1;
@@ -1564,6 +1574,7 @@ int Main(int argc, char** argv) {
       Fail("sigild's exit after SIGTERM: " + (WIFSIGNALED(status) ? std::string("signal ") + strsignal(WTERMSIG(status))
                                                                  : "status " + std::to_string(WEXITSTATUS(status))));
     }
+    child = -1;
   }
   std::printf("\n%s\n", g_failures.empty() ? "all scenarios held" : "FAILED:");
   for (const auto& why : g_failures) std::printf("  - %s\n", why.c_str());

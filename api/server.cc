@@ -568,7 +568,7 @@ bool Server::Impl::ServeOne(Conn& conn, InputBuffer& in, const std::string& remo
     head_end = in.data.find("\r\n\r\n", in.pos + (searched > 3 ? searched - 3 : 0));
     if (head_end != std::string::npos) break;
     searched = in.available();
-    if (in.available() > kMaxHead) {
+    if (in.available() >= kMaxHead) {
       Respond(conn, ProtocolError(431, "HEADERS_TOO_LARGE",
                                   "request line and headers larger than " + std::to_string(kMaxHead) + " bytes"),
               "", false);

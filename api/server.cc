@@ -39,6 +39,8 @@ constexpr size_t kMaxChunkLine = 1 << 10;  // a chunked body's size line
 constexpr int kHeadTimeoutMs = 60'000;     // from a request's first byte to its last header
 constexpr int kIdleTimeoutMs = 120'000;    // a kept-alive connection between requests
 constexpr int kIoTimeoutMs = 60'000;       // no progress reading a body or writing a response
+constexpr int kLingerMs = 2'000;           // draining a closed connection's unread input
+constexpr size_t kLingerBytes = 64 << 20;
 #if defined(__SANITIZE_ADDRESS__)
 constexpr size_t kThreadStack = 8 << 20;
 #else
@@ -451,6 +453,7 @@ struct Server::Impl {
 
   void AcceptLoop();
   void Serve(int fd, const std::string& remote);
+  void LingeringClose(int fd);
   // False when the connection must close after this exchange.
   bool ServeOne(Conn& conn, InputBuffer& in, const std::string& remote);
   bool Respond(Conn& conn, const HttpResponse& response, const std::string& method, bool keep_alive);
@@ -547,10 +550,35 @@ void Server::Impl::Serve(int fd, const std::string& remote) {
     while (ready && !stopping.load() && ServeOne(conn, in, remote)) {
     }
   }
+  LingeringClose(fd);
   std::lock_guard<std::mutex> lock(mu);
   live.erase(fd);
   ::close(fd);
   idle.notify_all();
+}
+
+// Closing a socket with unread bytes in it makes the kernel reset the
+// connection, and a reset can destroy the answer still on its way (a 507
+// or 413 sent before the client finished its body). So the write side is
+// shut first and what the client still sends is read and dropped, briefly.
+void Server::Impl::LingeringClose(int fd) {
+  if (::shutdown(fd, SHUT_WR) != 0) return;
+  const int64_t deadline = NowMs() + kLingerMs;
+  char sink[16 << 10];
+  size_t drained = 0;
+  while (drained < kLingerBytes) {
+    int64_t left = deadline - NowMs();
+    if (left <= 0) return;
+    struct pollfd p {};
+    p.fd = fd;
+    p.events = POLLIN;
+    int r = ::poll(&p, 1, static_cast<int>(left));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return;
+    ssize_t n = ::recv(fd, sink, sizeof(sink), 0);
+    if (n <= 0) return;
+    drained += static_cast<size_t>(n);
+  }
 }
 
 bool Server::Impl::ServeOne(Conn& conn, InputBuffer& in, const std::string& remote) {

@@ -363,18 +363,8 @@ HttpResponse Service::BodyOverSessionMax(const HttpRequest& request) {
 // session of its own, so it is hashed and written as it arrives.
 HttpResponse Service::PutBlobStreamed(const HttpRequest& request, const core::Digest& digest) {
   if (request.body_stream_length > options_.uploads->options().session_max) return BodyOverSessionMax(request);
-  auto session = options_.uploads->Create();
-  if (!session.ok()) return ErrorResponse(session.status());
-  auto appended = options_.uploads->AppendFrom(session->id, 0, *request.body_stream);
-  if (!appended.ok()) {
-    options_.uploads->Abort(session->id).IgnoreError();
-    return ErrorResponse(appended.status());
-  }
-  auto blob = options_.uploads->Commit(session->id, digest);
-  if (!blob.ok()) {
-    options_.uploads->Abort(session->id).IgnoreError();
-    return ErrorResponse(blob.status());
-  }
+  auto blob = options_.uploads->PutFrom(digest, *request.body_stream);
+  if (!blob.ok()) return ErrorResponse(blob.status());
   HttpResponse r = JsonResponse(201, Json{{"digest", digest.ToString()}, {"size", blob->size}});
   r.AddHeader("Location", "/api/v1/blobs/" + digest.ToString());
   r.AddHeader("Docker-Content-Digest", digest.ToString());

@@ -242,7 +242,7 @@ struct UploadManager::Session {
     const int64_t old_updated = updated;
     offset = end;
     updated = m.clock_->NowMicros();
-    s = m.Persist(*this);
+    s = recorded ? m.Persist(*this) : core::OkStatus();
     if (!s.ok()) {
       offset = old_offset;
       updated = old_updated;
@@ -255,6 +255,7 @@ struct UploadManager::Session {
 
   std::mutex mu;
   const std::string id;
+  bool recorded = true;  // false: a single-request upload, with no session record
   bool loaded = false;  // the fields below reflect the durable record
   bool gone = false;    // committed, aborted or expired: the object is dead
   uint64_t offset = 0;
@@ -330,6 +331,40 @@ core::Result<UploadInfo> UploadManager::Append(const std::string& id, uint64_t s
   if (session->gone) return UnknownUpload(id);
   RETURN_IF_ERROR(session->AppendLocked(*this, start, bytes));
   return session->Info();
+}
+
+core::Result<BlobInfo> UploadManager::PutFrom(const core::Digest& digest, ChunkSource& source) {
+  auto session = std::make_shared<Session>(core::RandomHex(16));
+  std::lock_guard<std::mutex> session_lock(session->mu);
+  {
+    // Registered before its staging exists, so ExpireIdle leaves it alone.
+    std::lock_guard<std::mutex> lock(mu_);
+    live_[session->id] = session;
+  }
+  session->recorded = false;
+  session->loaded = true;
+  session->hash_valid = true;
+  session->created = session->updated = clock_->NowMicros();
+  auto finish = [&](core::Status s) {
+    blobs_->RemoveStaging(session->id).IgnoreError();
+    session->Retire(*this);
+    return s;
+  };
+  core::Status s = blobs_->CreateStaging(session->id);
+  if (!s.ok()) return finish(s.Annotate("single-request upload"));
+  s = session->AppendFromLocked(*this, 0, source);
+  if (!s.ok()) return finish(s);
+  core::Digest actual = session->hash.Finish();
+  if (actual != digest) {
+    core::Json detail = {{"expected", digest.ToString()}, {"actual", actual.ToString()}};
+    return finish(core::InvalidArgument("uploaded bytes hash to " + actual.ToString() + ", not " + digest.ToString(),
+                                        "DIGEST_MISMATCH")
+                      .WithDetail(core::DumpJson(detail)));
+  }
+  s = blobs_->CommitStaging(session->id, digest);
+  if (!s.ok()) return finish(s);
+  session->Retire(*this);
+  return blobs_->Stat(digest);
 }
 
 core::Result<UploadInfo> UploadManager::AppendFrom(const std::string& id, uint64_t start, ChunkSource& source) {

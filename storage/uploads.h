@@ -69,6 +69,11 @@ class UploadManager {
   // any failure, the source's included, the session is as it was. Other
   // calls on the same session wait until it returns.
   core::Result<UploadInfo> AppendFrom(const std::string& id, uint64_t start, ChunkSource& source);
+  // A single-request upload: streams `source` into staging, checks the
+  // digest (DIGEST_MISMATCH) and moves the bytes into the blob store. No
+  // session record is written, so a full metadata store does not stop it,
+  // and nothing is left behind on failure.
+  core::Result<BlobInfo> PutFrom(const core::Digest& digest, ChunkSource& source);
   // Checks the digest (kInvalidArgument, reason DIGEST_MISMATCH, and the
   // session's data is deleted), then moves the bytes into the blob store.
   // Optionally appends a last chunk first (start = committed offset).

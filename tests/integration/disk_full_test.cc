@@ -88,6 +88,7 @@ class Pusher {
                            .path = "/api/v1/models/full/model/versions/v" + std::to_string(versions++),
                            .headers = {kClose},
                            .body = manifest});
+    INFO("PUT version: " << r.status().ToString() << "\nsigild log:\n" << server.log());
     REQUIRE(r.ok());
     return *r;
   }

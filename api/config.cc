@@ -51,6 +51,8 @@ core::Status Apply(Config* c, const std::string& key, const std::string& value) 
       return core::InvalidArgument("chunk_max must be in [4096, 268435456]");
     }
     c->chunk_max = n;
+  } else if (key == "min_free_space") {
+    ASSIGN_OR_RETURN(c->min_free_space, ParseSize("min_free_space", value));
   } else if (key == "session_max") {
     ASSIGN_OR_RETURN(c->session_max, ParseSize("session_max", value));
   } else if (key == "upload_expiry") {
@@ -108,7 +110,7 @@ const std::map<std::string, std::string>& EnvNames() {
   static const std::map<std::string, std::string> kNames = {
       {"SIGIL_DATA", "data"},           {"SIGIL_LISTEN", "listen"},
       {"SIGIL_MAX_CONNECTIONS", "max_connections"},     {"SIGIL_CHUNK_MAX", "chunk_max"},
-      {"SIGIL_SESSION_MAX", "session_max"}, {"SIGIL_UPLOAD_EXPIRY", "upload_expiry"},
+      {"SIGIL_SESSION_MAX", "session_max"}, {"SIGIL_MIN_FREE_SPACE", "min_free_space"}, {"SIGIL_UPLOAD_EXPIRY", "upload_expiry"},
       {"SIGIL_GC_GRACE", "gc_grace"},       {"SIGIL_LOG_ORIGIN", "log_origin"},
       {"SIGIL_EVAL_JOBS", "eval_jobs"},     {"SIGIL_VALIDATOR", "validator"},
       {"SIGIL_STATS_BACKEND", "stats_backend"},
@@ -215,6 +217,8 @@ options (each also from the environment variable shown, or a JSON config file):
   --max-connections N     open client connections (default 16384) SIGIL_MAX_CONNECTIONS
   --chunk-max BYTES       largest upload chunk (default 33554432) SIGIL_CHUNK_MAX
   --session-max BYTES     largest blob one upload may build    SIGIL_SESSION_MAX
+  --min-free-space BYTES  blob writes leave this much of the disk free, for
+                          metadata (default 67108864; 0: none) SIGIL_MIN_FREE_SPACE
   --upload-expiry DUR     idle upload sessions expire (default 24h) SIGIL_UPLOAD_EXPIRY
   --gc-grace DUR          keep unreferenced blobs this young (default 1h) SIGIL_GC_GRACE
   --log-origin NAME       transparency log origin (default sigil/<hostname>) SIGIL_LOG_ORIGIN
@@ -242,7 +246,7 @@ options (each also from the environment variable shown, or a JSON config file):
                           the sites whose bundles are imported SIGIL_PEER_LOGS
   -h, --help              this text
 
-Config file keys: data, listen, max_connections, chunk_max, session_max,
+Config file keys: data, listen, max_connections, chunk_max, session_max, min_free_space,
 upload_expiry, gc_grace, log_origin, eval_jobs, validator, stats_backend,
 tls_cert, tls_key, rate_limit, rate_burst, uploads_per_token, auth,
 bootstrap_token_file, site, region, git_mirrors, peer_logs. Durations look like 30s, 15m, 24h, 7d.

@@ -18,6 +18,9 @@ struct Config {
   size_t max_connections = 16384;  // one thread each
   uint64_t chunk_max = 32ull << 20;
   uint64_t session_max = 1ull << 40;
+  // Bytes of the data directory's filesystem that blob writes leave free, so
+  // metadata (deletes included) can still be written on a full disk.
+  uint64_t min_free_space = 64ull << 20;
   int64_t upload_expiry_micros = 24ll * 3600 * 1'000'000;
   int64_t gc_grace_micros = 3600ll * 1'000'000;
   // Transparency log origin (also the checkpoint signer's name); empty

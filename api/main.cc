@@ -206,7 +206,9 @@ int Run(int argc, char** argv) {
     std::fprintf(stderr, "sigild: opening metadata: %s\n", meta.status().ToString().c_str());
     return 1;
   }
-  auto blobs = storage::OpenFsBlobStore(data);
+  storage::FsBlobStoreOptions blob_options;
+  blob_options.reserve_bytes = config->min_free_space;
+  auto blobs = storage::OpenFsBlobStore(data, blob_options);
   if (!blobs.ok()) {
     std::fprintf(stderr, "sigild: opening blob store: %s\n", blobs.status().ToString().c_str());
     return 1;

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -64,10 +65,11 @@ class FdReader : public BlobReader {
 
 class FsBlobStore : public BlobStore {
  public:
-  explicit FsBlobStore(std::string root)
+  FsBlobStore(std::string root, const FsBlobStoreOptions& options)
       : blobs_dir_(core::JoinPath(root, "blobs/sha256")),
         uploads_dir_(core::JoinPath(root, "uploads")),
-        tmp_dir_(core::JoinPath(root, "tmp")) {}
+        tmp_dir_(core::JoinPath(root, "tmp")),
+        reserve_bytes_(options.reserve_bytes) {}
 
   core::Status Init() {
     RETURN_IF_ERROR(core::MakeDirs(uploads_dir_));
@@ -122,6 +124,7 @@ class FsBlobStore : public BlobStore {
     // The bytes are written under tmp/ so the blob namespace never holds a
     // partial file; each writer has its own temp name, and the rename makes
     // concurrent Puts of one digest all succeed with a single copy.
+    RETURN_IF_ERROR(CheckRoom(bytes.size()).Annotate("storing blob " + digest.ToString()));
     std::string tmp = core::JoinPath(tmp_dir_, digest.Hex() + "." + core::RandomHex(8));
     core::UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
     if (!fd.valid()) return core::ErrnoStatus(errno, "create " + tmp);
@@ -186,6 +189,7 @@ class FsBlobStore : public BlobStore {
 
   core::Status WriteStaging(const std::string& id, uint64_t offset, std::string_view data) override {
     RETURN_IF_ERROR(CheckStagingId(id));
+    RETURN_IF_ERROR(CheckRoom(data.size()).Annotate("staging " + id));
     core::UniqueFd fd(::open(StagingPath(id).c_str(), O_WRONLY | O_CLOEXEC));
     if (!fd.valid()) return StagingError(errno, id, "open");
     return core::PwriteAll(fd.get(), data.data(), data.size(), offset, "staging " + id);
@@ -278,6 +282,19 @@ class FsBlobStore : public BlobStore {
     if (err == ENOENT) return core::NotFound("blob " + digest.ToString() + " not found", "BLOB_UNKNOWN");
     return core::ErrnoStatus(err, std::string(op) + " blob " + digest.ToString());
   }
+  // Refuses a write of n bytes that would eat into the reserve.
+  core::Status CheckRoom(uint64_t n) const {
+    if (reserve_bytes_ == 0) return core::OkStatus();
+    struct statvfs st {};
+    if (::statvfs(blobs_dir_.c_str(), &st) != 0) return core::ErrnoStatus(errno, "statvfs " + blobs_dir_);
+    uint64_t free = static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+    if (free >= reserve_bytes_ && free - reserve_bytes_ >= n) return core::OkStatus();
+    return core::ResourceExhausted("not writing " + std::to_string(n) + " bytes: the disk has " +
+                                       std::to_string(free) + " bytes free and " + std::to_string(reserve_bytes_) +
+                                       " are kept free for metadata",
+                                   "INSUFFICIENT_STORAGE");
+  }
+
   static core::Status StagingError(int err, const std::string& id, std::string_view op) {
     if (err == ENOENT) return core::NotFound("no staging " + id);
     return core::ErrnoStatus(err, std::string(op) + " staging " + id);
@@ -292,12 +309,13 @@ class FsBlobStore : public BlobStore {
   const std::string blobs_dir_;
   const std::string uploads_dir_;
   const std::string tmp_dir_;
+  const uint64_t reserve_bytes_;
 };
 
 }  // namespace
 
-core::Result<std::unique_ptr<BlobStore>> OpenFsBlobStore(const std::string& root) {
-  auto store = std::make_unique<FsBlobStore>(root);
+core::Result<std::unique_ptr<BlobStore>> OpenFsBlobStore(const std::string& root, const FsBlobStoreOptions& options) {
+  auto store = std::make_unique<FsBlobStore>(root, options);
   core::Status s = store->Init();
   if (!s.ok()) return s.Annotate("opening blob store at " + root);
   return std::unique_ptr<BlobStore>(std::move(store));

@@ -11,7 +11,16 @@
 
 namespace sigil::storage {
 
+struct FsBlobStoreOptions {
+  // Bytes of the filesystem kept free: a write that would leave less is
+  // refused (kResourceExhausted, INSUFFICIENT_STORAGE) before it starts, so a
+  // disk filled by blobs still has room for metadata, including the deletes
+  // that free space. 0: no reserve.
+  uint64_t reserve_bytes = 0;
+};
+
 // Creates the directories when missing.
-core::Result<std::unique_ptr<BlobStore>> OpenFsBlobStore(const std::string& root);
+core::Result<std::unique_ptr<BlobStore>> OpenFsBlobStore(const std::string& root,
+                                                         const FsBlobStoreOptions& options = {});
 
 }  // namespace sigil::storage

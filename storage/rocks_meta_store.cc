@@ -2,15 +2,23 @@
 #include "storage/rocks_meta_store.h"
 
 #include <rocksdb/db.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/write_batch.h>
 
+#include <sys/statvfs.h>
+
 #include <algorithm>
+#include <cstdarg>
+#include <cstdio>
+#include <chrono>
 #include <map>
 #include <mutex>
+#include <shared_mutex>
 #include <set>
 
 #include "core/fs.h"
+#include "core/log.h"
 
 namespace sigil::storage {
 namespace {
@@ -37,105 +45,78 @@ bool IsLockError(const rocksdb::Status& s) {
   return s.IsIOError() && s.ToString().find("/LOCK: ") != std::string::npos;
 }
 
-class RocksMetaStore : public MetaStore {
+// RocksDB 7.8 (Debian bookworm) cannot take writes again after a failed WAL
+// append, even once DB::Resume succeeds: its WAL writer keeps the error, and
+// the next append trips an assertion that aborts the process (RocksDB issue
+// 11643, fixed upstream in 9.x). So the store never lets RocksDB resume on
+// its own: after a failed write it closes the database and opens it again,
+// which starts a fresh WAL, once the disk has room. The listener stops
+// RocksDB's automatic recovery from a full disk, which would resume it.
+class NoAutoRecovery : public rocksdb::EventListener {
  public:
-  RocksMetaStore(std::unique_ptr<rocksdb::DB> db, std::vector<rocksdb::ColumnFamilyHandle*> handles)
-      : db_(std::move(db)), handles_(std::move(handles)) {
-    for (auto* h : handles_) families_[h->GetName()] = h;
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status, bool* auto_recovery) override {
+    *auto_recovery = false;
   }
-
-  ~RocksMetaStore() override {
-    for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
-    // Close flushes nothing we rely on (every write was synced to the WAL),
-    // but it releases the LOCK before the object goes away.
-    db_->Close().PermitUncheckedError();
-  }
-
-  core::Result<std::string> Get(std::string_view cf, std::string_view key) override {
-    ASSIGN_OR_RETURN(rocksdb::ColumnFamilyHandle * h, Family(cf));
-    std::string value;
-    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), h, rocksdb::Slice(key.data(), key.size()), &value);
-    if (s.IsNotFound()) return core::NotFound("key not found in " + std::string(cf));
-    if (!s.ok()) return FromRocks(s, "reading " + std::string(cf));
-    return value;
-  }
-
-  core::Status Write(const WriteBatch& batch) override {
-    if (batch.empty()) return core::OkStatus();
-    rocksdb::WriteBatch wb;
-    for (const auto& op : batch.ops()) {
-      ASSIGN_OR_RETURN(rocksdb::ColumnFamilyHandle * h, Family(op.cf));
-      rocksdb::Status s = op.is_delete ? wb.Delete(h, op.key) : wb.Put(h, op.key, op.value);
-      if (!s.ok()) return FromRocks(s, "building write batch");
-    }
-    rocksdb::WriteOptions options;
-    options.sync = true;
-    rocksdb::Status s = db_->Write(options, &wb);
-    if (!s.ok() && s.IsIOError()) {
-      // A write that failed for lack of space (or any I/O error) leaves the
-      // database refusing every later write until it is resumed. Resuming
-      // fails while the disk is still full; once space is back it succeeds
-      // and this write goes through, without a restart. A failed WAL write
-      // applied nothing, so writing the batch again is safe.
-      std::lock_guard<std::mutex> lock(resume_mu_);
-      rocksdb::Status resumed = db_->Resume();
-      if (resumed.ok()) {
-        s = db_->Write(options, &wb);
-      } else {
-        return FromRocks(s, "writing metadata (resume: " + resumed.ToString() + ")");
-      }
-    }
-    return FromRocks(s, "writing metadata");
-  }
-
-  core::Status Scan(std::string_view cf, std::string_view prefix,
-                    const std::function<bool(std::string_view, std::string_view)>& fn,
-                    std::string_view start_after) override {
-    ASSIGN_OR_RETURN(rocksdb::ColumnFamilyHandle * h, Family(cf));
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), h));
-    std::string_view seek = std::max(prefix, start_after);
-    for (it->Seek(rocksdb::Slice(seek.data(), seek.size())); it->Valid(); it->Next()) {
-      std::string_view key(it->key().data(), it->key().size());
-      if (!start_after.empty() && key == start_after) continue;
-      if (key.substr(0, prefix.size()) != prefix) break;
-      if (!fn(key, std::string_view(it->value().data(), it->value().size()))) break;
-    }
-    return FromRocks(it->status(), "scanning " + std::string(cf));
-  }
-
-  core::Status CheckHealth() override {
-    // A point read proves the database answers; a write stop (background
-    // error, disk full) means it cannot take the writes every request makes.
-    auto r = Get("meta", "health");
-    if (!r.ok() && r.status().code() != core::Code::kNotFound) return r.status();
-    uint64_t stopped = 0;
-    if (db_->GetIntProperty("rocksdb.is-write-stopped", &stopped) && stopped != 0) {
-      return core::Unavailable("metadata store has stopped accepting writes");
-    }
-    return core::OkStatus();
-  }
-
- private:
-  core::Result<rocksdb::ColumnFamilyHandle*> Family(std::string_view cf) const {
-    auto it = families_.find(cf);
-    if (it == families_.end()) return core::InvalidArgument("unknown column family " + std::string(cf));
-    return it->second;
-  }
-
-  std::unique_ptr<rocksdb::DB> db_;
-  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
-  std::mutex resume_mu_;
-  std::map<std::string, rocksdb::ColumnFamilyHandle*, std::less<>> families_;
 };
 
-}  // namespace
+// RocksDB's info log goes to sigild's log (warnings and errors only), not to
+// a LOG file in the database directory: in RocksDB 7.8 the LOG file's writer
+// aborts the process on the line after one that failed to append, and on a
+// full disk the line reporting the failed write is such a line.
+class ForwardingLogger : public rocksdb::Logger {
+ public:
+  ForwardingLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
 
-core::Result<std::unique_ptr<MetaStore>> OpenRocksMetaStore(const std::string& path) {
-  RETURN_IF_ERROR(core::MakeDirs(path));
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel() || level == rocksdb::InfoLogLevel::HEADER_LEVEL) return;
+    char line[2048];
+    std::vsnprintf(line, sizeof(line), format, ap);
+    core::LogLine(level >= rocksdb::InfoLogLevel::ERROR_LEVEL ? core::LogLevel::kError : core::LogLevel::kWarn,
+                  std::string("rocksdb: ") + line);
+  }
+  void Logv(const char* format, va_list ap) override { Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap); }
+};
+
+// Reopening needs room for a new WAL, a MANIFEST record and the flush of what
+// the old WAL held.
+constexpr uint64_t kReopenFreeBytes = 4ull << 20;
+// A reopen that failed is not tried again sooner than this.
+constexpr auto kReopenBackoff = std::chrono::milliseconds(500);
+
+uint64_t FreeBytes(const std::string& path) {
+  struct statvfs st {};
+  if (::statvfs(path.c_str(), &st) != 0) return 0;
+  return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
+}
+
+struct OpenDb {
+  std::unique_ptr<rocksdb::DB> db;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  std::map<std::string, rocksdb::ColumnFamilyHandle*, std::less<>> families;
+
+  ~OpenDb() {
+    if (db == nullptr) return;
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+    // Close flushes nothing we rely on (every write was synced to the WAL),
+    // but it releases the LOCK before the object goes away.
+    db->Close().PermitUncheckedError();
+  }
+};
+
+rocksdb::Options StoreOptions() {
   rocksdb::Options options;
   options.create_if_missing = true;
   options.create_missing_column_families = true;
+  options.listeners.push_back(std::make_shared<NoAutoRecovery>());
+  options.info_log = std::make_shared<ForwardingLogger>();
+  // Closing after a failed write must not try to flush memtables: the WAL
+  // holds them, and the reopen replays it.
+  options.avoid_flush_during_shutdown = true;
+  return options;
+}
 
+core::Result<std::unique_ptr<OpenDb>> OpenDatabase(const std::string& path) {
+  rocksdb::Options options = StoreOptions();
   // RocksDB refuses to open unless every family on disk is named, so the
   // list is what is there plus what sigil needs now.
   std::set<std::string> names(DefaultColumnFamilies().begin(), DefaultColumnFamilies().end());
@@ -152,9 +133,9 @@ core::Result<std::unique_ptr<MetaStore>> OpenRocksMetaStore(const std::string& p
 
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (const auto& name : names) descriptors.emplace_back(name, rocksdb::ColumnFamilyOptions(options));
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  auto opened = std::make_unique<OpenDb>();
   rocksdb::DB* raw = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(options, path, descriptors, &handles, &raw);
+  rocksdb::Status s = rocksdb::DB::Open(options, path, descriptors, &opened->handles, &raw);
   if (!s.ok()) {
     if (IsLockError(s)) {
       return core::Unavailable("metadata store at " + path +
@@ -163,7 +144,179 @@ core::Result<std::unique_ptr<MetaStore>> OpenRocksMetaStore(const std::string& p
     }
     return FromRocks(s, "opening metadata store at " + path);
   }
-  return std::unique_ptr<MetaStore>(new RocksMetaStore(std::unique_ptr<rocksdb::DB>(raw), std::move(handles)));
+  opened->db.reset(raw);
+  for (auto* h : opened->handles) opened->families[h->GetName()] = h;
+  return opened;
+}
+
+class RocksMetaStore : public MetaStore {
+ public:
+  RocksMetaStore(std::string path, std::unique_ptr<OpenDb> db) : path_(std::move(path)), db_(std::move(db)) {}
+
+  core::Result<std::string> Get(std::string_view cf, std::string_view key) override {
+    return Read([&]() -> core::Result<std::string> {
+      ASSIGN_OR_RETURN(rocksdb::ColumnFamilyHandle * h, Family(cf));
+      std::string value;
+      rocksdb::Status s = db_->db->Get(rocksdb::ReadOptions(), h, rocksdb::Slice(key.data(), key.size()), &value);
+      if (s.IsNotFound()) return core::NotFound("key not found in " + std::string(cf));
+      if (!s.ok()) return FromRocks(s, "reading " + std::string(cf));
+      return value;
+    });
+  }
+
+  core::Status Write(const WriteBatch& batch) override {
+    if (batch.empty()) return core::OkStatus();
+    rocksdb::Status failed;
+    uint64_t failed_generation = 0;
+    {
+      std::shared_lock lock(mu_);
+      if (!needs_reopen_) {
+        ASSIGN_OR_RETURN(rocksdb::WriteBatch wb, Build(batch));
+        rocksdb::Status s = db_->db->Write(SyncWrite(), &wb);
+        if (s.ok() || !s.IsIOError()) return FromRocks(s, "writing metadata");
+        failed = s;
+        failed_generation = generation_;
+      }
+    }
+    std::unique_lock lock(mu_);
+    // Another writer may have reopened the database since this one failed.
+    if (!failed.ok() && failed_generation == generation_) MarkFailed(failed);
+    if (needs_reopen_) RETURN_IF_ERROR(Reopen());
+    // A failed WAL append acknowledged nothing; after the reopen the batch is
+    // written whole (its puts and deletes are idempotent).
+    ASSIGN_OR_RETURN(rocksdb::WriteBatch wb, Build(batch));
+    rocksdb::Status s = db_->db->Write(SyncWrite(), &wb);
+    if (s.IsIOError()) MarkFailed(s);
+    return FromRocks(s, "writing metadata");
+  }
+
+  core::Status Scan(std::string_view cf, std::string_view prefix,
+                    const std::function<bool(std::string_view, std::string_view)>& fn,
+                    std::string_view start_after) override {
+    return Read([&]() -> core::Status {
+      ASSIGN_OR_RETURN(rocksdb::ColumnFamilyHandle * h, Family(cf));
+      std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(rocksdb::ReadOptions(), h));
+      std::string_view seek = std::max(prefix, start_after);
+      for (it->Seek(rocksdb::Slice(seek.data(), seek.size())); it->Valid(); it->Next()) {
+        std::string_view key(it->key().data(), it->key().size());
+        if (!start_after.empty() && key == start_after) continue;
+        if (key.substr(0, prefix.size()) != prefix) break;
+        if (!fn(key, std::string_view(it->value().data(), it->value().size()))) break;
+      }
+      return FromRocks(it->status(), "scanning " + std::string(cf));
+    });
+  }
+
+  core::Status CheckHealth() override {
+    // A point read proves the database answers; a failed write not yet
+    // recovered from means it cannot take the writes requests make.
+    auto r = Get("meta", "health");
+    if (!r.ok() && r.status().code() != core::Code::kNotFound) return r.status();
+    std::shared_lock lock(mu_);
+    if (needs_reopen_) return core::Unavailable("metadata store refuses writes since: " + last_error_);
+    uint64_t stopped = 0;
+    if (db_->db->GetIntProperty("rocksdb.is-write-stopped", &stopped) && stopped != 0) {
+      return core::Unavailable("metadata store has stopped accepting writes");
+    }
+    return core::OkStatus();
+  }
+
+ private:
+  static rocksdb::WriteOptions SyncWrite() {
+    rocksdb::WriteOptions options;
+    options.sync = true;
+    return options;
+  }
+
+  // Runs fn under the shared lock with the database open, reopening it first
+  // when an earlier reopen failed.
+  template <typename F>
+  auto Read(F fn) -> decltype(fn()) {
+    {
+      std::shared_lock lock(mu_);
+      if (db_ != nullptr) return fn();
+    }
+    {
+      std::unique_lock lock(mu_);
+      if (db_ == nullptr) RETURN_IF_ERROR(Reopen());
+    }
+    std::shared_lock lock(mu_);
+    if (db_ == nullptr) return core::Unavailable("metadata store is closed: " + last_error_);
+    return fn();
+  }
+
+  // Callers hold mu_ exclusively.
+  void MarkFailed(const rocksdb::Status& s) {
+    needs_reopen_ = true;
+    no_space_ = s.IsNoSpace();
+    last_error_ = s.ToString();
+  }
+
+  // Callers hold mu_ with the database open.
+  core::Result<rocksdb::ColumnFamilyHandle*> Family(std::string_view cf) const {
+    auto it = db_->families.find(cf);
+    if (it == db_->families.end()) return core::InvalidArgument("unknown column family " + std::string(cf));
+    return it->second;
+  }
+
+  core::Result<rocksdb::WriteBatch> Build(const WriteBatch& batch) const {
+    rocksdb::WriteBatch wb;
+    for (const auto& op : batch.ops()) {
+      ASSIGN_OR_RETURN(rocksdb::ColumnFamilyHandle * h, Family(op.cf));
+      rocksdb::Status s = op.is_delete ? wb.Delete(h, op.key) : wb.Put(h, op.key, op.value);
+      if (!s.ok()) return FromRocks(s, "building write batch");
+    }
+    return wb;
+  }
+
+  // Closes the database and opens it again, once the disk has room for it.
+  // Until then writes are refused (507 for a full disk) and reads go on from
+  // the database still open. Callers hold mu_ exclusively.
+  core::Status Reopen() {
+    auto refuse = [&](const std::string& why) {
+      std::string message = "writing metadata: " + last_error_ + "; " + why;
+      if (no_space_) return core::ResourceExhausted(std::move(message), "INSUFFICIENT_STORAGE");
+      return core::Unavailable(std::move(message));
+    };
+    uint64_t free = FreeBytes(path_);
+    if (free < kReopenFreeBytes) {
+      no_space_ = true;
+      return refuse("writes resume once " + std::to_string(kReopenFreeBytes) + " bytes are free (" +
+                    std::to_string(free) + " now)");
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (now < next_reopen_) return refuse("the metadata store is reopened shortly");
+    next_reopen_ = now + kReopenBackoff;
+    db_.reset();
+    auto opened = OpenDatabase(path_);
+    if (!opened.ok()) {
+      last_error_ = opened.status().ToString();
+      no_space_ = opened.status().code() == core::Code::kResourceExhausted;
+      return refuse("reopening it failed");
+    }
+    db_ = std::move(*opened);
+    needs_reopen_ = false;
+    ++generation_;
+    return core::OkStatus();
+  }
+
+  const std::string path_;
+  // Shared for every read and write; exclusive to mark a failure and reopen.
+  std::shared_mutex mu_;
+  std::unique_ptr<OpenDb> db_;  // null only after a reopen failed
+  bool needs_reopen_ = false;
+  bool no_space_ = false;
+  std::string last_error_;
+  uint64_t generation_ = 0;  // reopens so far
+  std::chrono::steady_clock::time_point next_reopen_{};
+};
+
+}  // namespace
+
+core::Result<std::unique_ptr<MetaStore>> OpenRocksMetaStore(const std::string& path) {
+  RETURN_IF_ERROR(core::MakeDirs(path));
+  ASSIGN_OR_RETURN(std::unique_ptr<OpenDb> db, OpenDatabase(path));
+  return std::unique_ptr<MetaStore>(new RocksMetaStore(path, std::move(db)));
 }
 
 }  // namespace sigil::storage

@@ -395,5 +395,29 @@ TEST_CASE("fs blob store: a root that is a file cannot be opened", "[storage]") 
   CHECK_FALSE(OpenFsBlobStore(dir.Sub("file")).ok());
 }
 
+TEST_CASE("fs blob store: writes that would eat into the reserve are refused before they start", "[storage]") {
+  testing::TempDir dir;
+  // A reserve no disk has: every write of blob bytes is refused.
+  auto store = std::move(OpenFsBlobStore(dir.Sub("root"), {.reserve_bytes = uint64_t{1} << 62})).value();
+  const std::string bytes = "model weights";
+  const core::Digest digest = core::Sha256::Of(bytes);
+  core::Status s = store->Put(digest, bytes);
+  CHECK(s.code() == core::Code::kResourceExhausted);
+  CHECK(s.reason() == "INSUFFICIENT_STORAGE");
+  CHECK(store->Stat(digest).status().code() == core::Code::kNotFound);
+  CHECK(FilesUnder(dir.Sub("root/tmp")).empty());
+  REQUIRE(store->CreateStaging("s1").ok());
+  CHECK(store->WriteStaging("s1", 0, bytes).code() == core::Code::kResourceExhausted);
+  CHECK(store->StagingSize("s1").value() == 0);
+  // Reads, deletes and commits of what is already there need no room.
+  REQUIRE(store->CommitStaging("s1", core::Sha256::Of("")).ok());
+  CHECK(store->Stat(core::Sha256::Of("")).ok());
+  REQUIRE(store->Delete(core::Sha256::Of("")).ok());
+
+  // Without a reserve the same write goes through.
+  auto open = std::move(OpenFsBlobStore(dir.Sub("root"))).value();
+  REQUIRE(open->Put(digest, bytes).ok());
+}
+
 }  // namespace
 }  // namespace sigil::storage

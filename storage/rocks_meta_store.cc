@@ -45,12 +45,13 @@ bool IsLockError(const rocksdb::Status& s) {
   return s.IsIOError() && s.ToString().find("/LOCK: ") != std::string::npos;
 }
 
-// RocksDB 7.8 (Debian bookworm) cannot take writes again after a failed WAL
-// append, even once DB::Resume succeeds: its WAL writer keeps the error, and
-// the next append trips an assertion that aborts the process (RocksDB issue
-// 11643, fixed upstream in 9.x). So the store never lets RocksDB resume on
-// its own: after a failed write it closes the database and opens it again,
-// which starts a fresh WAL, once the disk has room. The listener stops
+// After a failed WAL append, RocksDB 7.8 (Debian bookworm) may go on writing
+// to the failed WAL writer even once DB::Resume succeeds: Resume starts a new
+// WAL only when it has a memtable to flush, and the failed writer's next
+// append trips an assertion that aborts the process (RocksDB issues 11643
+// and 12998, fixed upstream in 9.x). So the store never lets RocksDB resume
+// in place: after a failed write it closes the database and opens it again,
+// which always starts a fresh WAL, once the disk has room. The listener stops
 // RocksDB's automatic recovery from a full disk, which would resume it.
 class NoAutoRecovery : public rocksdb::EventListener {
  public:

@@ -50,6 +50,16 @@ TEST_CASE("bad configuration is refused with the reason", "[api]") {
   CHECK(LoadConfig({"--help"}, {})->show_help);
 }
 
+TEST_CASE("the free-space reserve from a flag, the environment or the config file", "[api]") {
+  CHECK(LoadConfig({}, {}).value().min_free_space == 64ull << 20);
+  CHECK(LoadConfig({"--min-free-space", "0"}, {}).value().min_free_space == 0);
+  CHECK(LoadConfig({}, {{"SIGIL_MIN_FREE_SPACE", "1048576"}}).value().min_free_space == 1048576);
+  testing::TempDir dir;
+  REQUIRE(core::WriteFileAtomic(dir.Sub("c.json"), R"({"min_free_space":4096})").ok());
+  CHECK(LoadConfig({"--config", dir.Sub("c.json")}, {}).value().min_free_space == 4096);
+  CHECK(LoadConfig({"--min-free-space", "64MiB"}, {}).status().code() == core::Code::kInvalidArgument);
+}
+
 TEST_CASE("log origin from the environment or a flag and refused with a space", "[api]") {
   auto c = LoadConfig({}, {{"SIGIL_LOG_ORIGIN", "sigil/registry.example"}});
   REQUIRE(c.ok());
